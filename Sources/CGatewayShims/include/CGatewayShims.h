@@ -1,0 +1,110 @@
+/*
+ * CGatewayShims: the only C in the project.
+ *
+ * Brings OpenSSL 3, nghttp2 and the Linux event headers into Swift, and wraps what Swift cannot
+ * call directly: macros, variadic functions, OSSL_PARAM arrays and the packed epoll_event.
+ * Every wrapper is a thin, allocation-free pass-through; policy lives in Swift.
+ */
+#ifndef CGATEWAYSHIMS_H
+#define CGATEWAYSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <termios.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <nghttp2/nghttp2.h>
+
+/* ---------------------------------------------------------------- HMAC (EVP_MAC) */
+
+/// A keyed HMAC context: the key schedule is done once here, and every token after that only
+/// re-initialises it with gw_hmac_compute (EVP_MAC_init(ctx, NULL, 0, NULL)).
+/// `digest` is "SHA256", "SHA384" or "SHA512". NULL on failure.
+EVP_MAC_CTX *gw_hmac_new(const char *digest, const uint8_t *key, size_t key_len);
+void gw_hmac_free(EVP_MAC_CTX *ctx);
+/// MAC of `data` into `out`; returns the MAC length, or -1 on failure.
+int gw_hmac_compute(EVP_MAC_CTX *ctx, const void *data, size_t len, uint8_t *out, size_t out_cap);
+
+/// SHA-256/384/512 by name into `out`; returns the digest length or -1.
+int gw_digest(const char *name, const void *data, size_t len, uint8_t *out, size_t out_cap);
+
+/// Constant-time equality of two buffers of the same length: 1 equal, 0 not.
+int gw_const_time_equal(const void *a, const void *b, size_t len);
+
+/// Cryptographically secure random bytes: 1 on success.
+int gw_random_bytes(uint8_t *out, size_t len);
+
+/* ---------------------------------------------------------------- public-key verification */
+
+/// RSA public key from big-endian modulus and exponent (JWK `n`, `e`). NULL on failure.
+EVP_PKEY *gw_pkey_rsa_new(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len);
+/// EC public key from the affine coordinates (JWK `x`, `y`) on the named curve
+/// ("P-256", "P-384"). NULL on failure or when the point is not on the curve.
+EVP_PKEY *gw_pkey_ec_new(const char *curve, const uint8_t *x, size_t x_len,
+                         const uint8_t *y, size_t y_len);
+/// Public key from a PEM SubjectPublicKeyInfo. NULL on failure.
+EVP_PKEY *gw_pkey_from_pem(const char *pem, size_t len);
+/// EVP_PKEY_get_base_id: EVP_PKEY_RSA or EVP_PKEY_EC.
+int gw_pkey_type(const EVP_PKEY *key);
+/// Key size in bits.
+int gw_pkey_bits(const EVP_PKEY *key);
+void gw_pkey_free(EVP_PKEY *key);
+
+/// RSASSA-PKCS1-v1_5 verification (RS256/384/512): 1 valid, 0 not.
+int gw_verify_rsa_pkcs1(EVP_PKEY *key, const char *digest, const void *data, size_t len,
+                        const uint8_t *sig, size_t sig_len);
+/// ECDSA verification of a JWS signature (raw r || s, each `sig_len / 2` bytes, RFC 7518
+/// section 3.4), converted here to the DER form libcrypto expects: 1 valid, 0 not.
+int gw_verify_ecdsa_raw(EVP_PKEY *key, const char *digest, const void *data, size_t len,
+                        const uint8_t *sig, size_t sig_len);
+
+/* ---------------------------------------------------------------- password hashing */
+
+/// scrypt (RFC 7914) with N = 2^log_n: 1 on success.
+int gw_scrypt(const void *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
+              unsigned log_n, unsigned r, unsigned p, uint8_t *out, size_t out_len);
+/// PBKDF2-HMAC-SHA256: 1 on success.
+int gw_pbkdf2_sha256(const void *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
+                     unsigned iterations, uint8_t *out, size_t out_len);
+
+/* ---------------------------------------------------------------- Linux event wrappers */
+
+/// epoll_ctl with the 64-bit user word (fd and generation packed by the caller).
+int gw_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// epoll_wait into a caller-owned array of `gw_epoll_event_size()`-byte slots.
+int gw_epoll_wait(int epfd, void *events, int max, int timeout_ms);
+size_t gw_epoll_event_size(void);
+uint32_t gw_epoll_event_events(const void *events, int index);
+uint64_t gw_epoll_event_data(const void *events, int index);
+
+/// signalfd for the given signals (blocked in the calling thread first); -1 on failure.
+int gw_signalfd_for(const int *signals, int count);
+/// Blocks the given signals in the calling thread (its children threads inherit the mask).
+int gw_block_signals(const int *signals, int count);
+/// Reads one siginfo from a signalfd: the signal number, 0 when none is ready, -1 on error.
+int gw_signalfd_read(int fd);
+
+/// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
+int gw_set_echo(int fd, int on);
+
+#endif

@@ -1,0 +1,49 @@
+import Glibc
+
+/// The command line: `gateway [VERB] ...`. See `usage` and README.md.
+let usage = """
+usage: gateway VERB [options]
+
+  version                                   print the version
+  hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
+  keys generate [--alg HS256]               print a JWK Set with one new active key
+  token issue --keys FILE --sub USER [--use access|refresh] [--iss NAME] [--ttl SECONDS]
+  token verify --keys FILE [--use access|refresh] [--iss NAME] [--leeway SECONDS] TOKEN
+  bench-tokens [--iterations N]             measure token verify/issue and password hashing
+"""
+
+func runCommand(_ argv: [String]) -> Int32 {
+    let args = argv.dropFirst()
+    do {
+        switch (args.first, args.dropFirst().first) {
+        case ("version", _):
+            print(Version.line)
+            return 0
+        case ("hash-password", _):
+            return try TokenCommands.hashPassword(args.dropFirst())
+        case ("keys", "generate"):
+            return try TokenCommands.keysGenerate(args.dropFirst(2))
+        case ("token", "issue"):
+            return try TokenCommands.issue(args.dropFirst(2))
+        case ("token", "verify"):
+            return try TokenCommands.verify(args.dropFirst(2))
+        case ("bench-tokens", _):
+            return try BenchTokens.run(args.dropFirst())
+        case ("help", _), ("--help", _), ("-h", _):
+            print(usage)
+            return 0
+        case (nil, _):
+            throw UsageError("no verb given")
+        case let (verb?, _):
+            throw UsageError("unknown verb \"\(args.prefix(2).joined(separator: " "))\"" + (verb.isEmpty ? "" : ""))
+        }
+    } catch let e as UsageError {
+        printError("gateway: \(e.message)\n\n\(usage)")
+        return 2
+    } catch {
+        printError("gateway: \(error)")
+        return 1
+    }
+}
+
+exit(runCommand(CommandLine.arguments))
