@@ -42,30 +42,51 @@ public struct JSONNode: Sendable {
     public var count: Int32
 }
 
-/// A strict RFC 8259 parser that records each value as a `JSONNode` in a flat array (a "tape").
+/// A strict RFC 8259 parser that records each value as a `JSONNode` in a flat buffer (a "tape").
 ///
-/// The tape is meant to be kept and reused (`parse` clears it but keeps its capacity), so parsing
+/// A tape is meant to be kept and reused (`parse` overwrites it and keeps its memory), so parsing
 /// a token's header and claims allocates nothing once warm. Object members are stored as key node,
 /// value node, key node, ... after their object node. Duplicate keys (compared after unescaping)
 /// are an error, strings must be valid UTF-8 with valid escapes (no lone surrogates), and depth,
-/// size and value count are bounded.
-public struct JSONTape: Sendable {
-    public private(set) var nodes: [JSONNode] = []
+/// size and value count are bounded. Not thread-safe: one tape per thread.
+public final class JSONTape {
+    private var storage: UnsafeMutablePointer<JSONNode>
+    private var capacity: Int
+    /// Number of nodes of the last successful parse.
+    public private(set) var count = 0
 
-    public init() {}
-
-    /// Parses one JSON text (surrounding whitespace allowed) into `nodes`; the root is `nodes[0]`.
-    public mutating func parse(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits) throws(JSONError) {
-        nodes.removeAll(keepingCapacity: true)
-        guard bytes.count <= limits.maxBytes else { throw .tooLarge }
-        var parser = Parser(bytes: bytes, limits: limits)
-        parser.skipSpace()
-        try parser.value(into: &nodes, depth: 0)
-        parser.skipSpace()
-        if parser.pos != bytes.count { throw .trailingData(offset: parser.pos) }
+    public init(capacity: Int = 64) {
+        self.capacity = max(capacity, 8)
+        storage = .allocate(capacity: self.capacity)
     }
 
-    public mutating func parse(_ bytes: [UInt8], limits: JSONLimits) throws(JSONError) {
+    deinit { storage.deallocate() }
+
+    @inline(__always)
+    public subscript(index: Int) -> JSONNode { storage[index] }
+
+    /// The nodes as an array (set-up code and tests).
+    public var nodes: [JSONNode] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+
+    /// Parses one JSON text (surrounding whitespace allowed); the root is node 0.
+    public func parse(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits) throws(JSONError) {
+        count = 0
+        guard bytes.count <= limits.maxBytes else { throw .tooLarge }
+        guard let base = bytes.baseAddress else { throw .truncated }
+        var parser = Parser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, limits: limits,
+                            nodes: storage, capacity: capacity)
+        defer {
+            storage = parser.nodes
+            capacity = parser.capacity
+        }
+        parser.skipSpace()
+        try parser.value(depth: 0)
+        parser.skipSpace()
+        if parser.pos != bytes.count { throw .trailingData(offset: parser.pos) }
+        count = parser.used
+    }
+
+    public func parse(_ bytes: [UInt8], limits: JSONLimits) throws(JSONError) {
         var failure: JSONError?
         bytes.withUnsafeBytes { raw in
             do throws(JSONError) { try parse(raw, limits: limits) } catch { failure = error }
@@ -74,19 +95,39 @@ public struct JSONTape: Sendable {
     }
 }
 
-private struct Parser {
-    let bytes: UnsafeRawBufferPointer
-    let limits: JSONLimits
-    var pos = 0
+/// Byte classes inside a JSON string: 0 plain ASCII, 1 quote, 2 backslash, 3 control, 4 non-ASCII.
+nonisolated(unsafe) private let stringClasses: UnsafePointer<UInt8> = {
+    let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+    for i in 0..<256 {
+        t[i] = i < 0x20 ? 3 : i == 0x22 ? 1 : i == 0x5C ? 2 : i >= 0x80 ? 4 : 0
+    }
+    return UnsafePointer(t)
+}()
 
-    init(bytes: UnsafeRawBufferPointer, limits: JSONLimits) {
-        self.bytes = bytes
+private struct Parser {
+    let bytes: UnsafePointer<UInt8>
+    let n: Int
+    let limits: JSONLimits
+    let classes: UnsafePointer<UInt8>
+    var pos = 0
+    var nodes: UnsafeMutablePointer<JSONNode>
+    var capacity: Int
+    var used = 0
+
+    init(base: UnsafePointer<UInt8>, count: Int, limits: JSONLimits, nodes: UnsafeMutablePointer<JSONNode>, capacity: Int) {
+        self.bytes = base
+        self.n = count
         self.limits = limits
+        self.classes = stringClasses
+        self.nodes = nodes
+        self.capacity = capacity
     }
 
-    @inline(__always)
+    /// The raw bytes, for the helpers that take a buffer.
+    var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes, count: n) }
+
     mutating func skipSpace() {
-        while pos < bytes.count {
+        while pos < n {
             let b = bytes[pos]
             guard b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 else { return }
             pos += 1
@@ -95,52 +136,61 @@ private struct Parser {
 
     @inline(__always)
     func peek() throws(JSONError) -> UInt8 {
-        guard pos < bytes.count else { throw .truncated }
+        guard pos < n else { throw .truncated }
         return bytes[pos]
     }
 
-    mutating func append(_ node: JSONNode, to nodes: inout [JSONNode]) throws(JSONError) -> Int {
-        guard nodes.count < limits.maxValues else { throw .tooManyValues }
-        nodes.append(node)
-        return nodes.count - 1
+    /// Appends a node and returns its index.
+    @inline(__always)
+    mutating func append(_ kind: JSONNode.Kind, flag: Bool, start: Int, end: Int) throws(JSONError) -> Int {
+        if used == capacity {
+            guard capacity < limits.maxValues else { throw .tooManyValues }
+            let bigger = UnsafeMutablePointer<JSONNode>.allocate(capacity: min(capacity * 2, limits.maxValues))
+            bigger.moveInitialize(from: nodes, count: used)
+            nodes.deallocate()
+            nodes = bigger
+            capacity = min(capacity * 2, limits.maxValues)
+        }
+        guard used < limits.maxValues else { throw .tooManyValues }
+        nodes[used] = JSONNode(kind: kind, flag: flag, start: Int32(start), end: Int32(end), next: Int32(used + 1), count: 0)
+        used += 1
+        return used - 1
     }
 
-    mutating func value(into nodes: inout [JSONNode], depth: Int) throws(JSONError) {
+    mutating func value(depth: Int) throws(JSONError) {
         let b = try peek()
         switch b {
         case UInt8(ascii: "{"):
-            try container(object: true, into: &nodes, depth: depth)
+            try container(object: true, depth: depth)
         case UInt8(ascii: "["):
-            try container(object: false, into: &nodes, depth: depth)
+            try container(object: false, depth: depth)
         case UInt8(ascii: "\""):
-            try string(into: &nodes)
+            try string()
         case UInt8(ascii: "t"):
-            try literal("true", kind: .bool, into: &nodes)
+            try literal("true", kind: .bool)
         case UInt8(ascii: "f"):
-            try literal("false", kind: .bool, into: &nodes)
+            try literal("false", kind: .bool)
         case UInt8(ascii: "n"):
-            try literal("null", kind: .null, into: &nodes)
+            try literal("null", kind: .null)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            try number(into: &nodes)
+            try number()
         default:
             throw .unexpectedByte(offset: pos)
         }
     }
 
-    mutating func literal(_ word: StaticString, kind: JSONNode.Kind, into nodes: inout [JSONNode]) throws(JSONError) {
-        let n = word.utf8CodeUnitCount
-        guard pos + n <= bytes.count else { throw .truncated }
-        for i in 0..<n where bytes[pos + i] != word.utf8Start[i] { throw .unexpectedByte(offset: pos + i) }
+    mutating func literal(_ word: StaticString, kind: JSONNode.Kind) throws(JSONError) {
+        let len = word.utf8CodeUnitCount
+        guard pos + len <= n else { throw .truncated }
+        for i in 0..<len where bytes[pos + i] != word.utf8Start[i] { throw .unexpectedByte(offset: pos + i) }
         let start = pos
-        pos += n
-        let index = try append(JSONNode(kind: kind, flag: false, start: Int32(start), end: Int32(pos), next: 0, count: 0), to: &nodes)
-        nodes[index].next = Int32(nodes.count)
+        pos += len
+        _ = try append(kind, flag: false, start: start, end: pos)
     }
 
-    mutating func container(object: Bool, into nodes: inout [JSONNode], depth: Int) throws(JSONError) {
+    mutating func container(object: Bool, depth: Int) throws(JSONError) {
         guard depth < limits.maxDepth else { throw .tooDeep }
-        let start = pos
-        let index = try append(JSONNode(kind: object ? .object : .array, flag: false, start: Int32(start), end: 0, next: 0, count: 0), to: &nodes)
+        let index = try append(object ? .object : .array, flag: false, start: pos, end: 0)
         pos += 1
         skipSpace()
         let close = object ? UInt8(ascii: "}") : UInt8(ascii: "]")
@@ -151,13 +201,13 @@ private struct Parser {
             while true {
                 if object {
                     guard try peek() == UInt8(ascii: "\"") else { throw .unexpectedByte(offset: pos) }
-                    try string(into: &nodes)
+                    try string()
                     skipSpace()
                     guard try peek() == UInt8(ascii: ":") else { throw .unexpectedByte(offset: pos) }
                     pos += 1
                     skipSpace()
                 }
-                try value(into: &nodes, depth: depth + 1)
+                try value(depth: depth + 1)
                 count += 1
                 skipSpace()
                 let b = try peek()
@@ -169,52 +219,52 @@ private struct Parser {
         }
         nodes[index].end = Int32(pos)
         nodes[index].count = count
-        nodes[index].next = Int32(nodes.count)
-        if object && count > 1 { try rejectDuplicateKeys(object: index, nodes: nodes) }
+        nodes[index].next = Int32(used)
+        if object && count > 1 { try rejectDuplicateKeys(object: index) }
     }
 
     /// Pairwise comparison of the object's keys after unescaping. Objects here are small (token
     /// claims, JWKs); the size bound on the input bounds the quadratic cost.
-    func rejectDuplicateKeys(object: Int, nodes: [JSONNode]) throws(JSONError) {
+    func rejectDuplicateKeys(object: Int) throws(JSONError) {
         var i = object + 1
         let end = Int(nodes[object].next)
+        let raw = buffer
         while i < end {
             var j = Int(nodes[i + 1].next)
             while j < end {
-                if JSONText.stringsEqual(nodes[i], nodes[j], in: bytes) { throw .duplicateKey(offset: Int(nodes[j].start)) }
+                if JSONText.stringsEqual(nodes[i], nodes[j], in: raw) { throw .duplicateKey(offset: Int(nodes[j].start)) }
                 j = Int(nodes[j + 1].next)
             }
             i = Int(nodes[i + 1].next)
         }
     }
 
-    mutating func string(into nodes: inout [JSONNode]) throws(JSONError) {
+    mutating func string() throws(JSONError) {
         pos += 1  // opening quote
         let start = pos
         var escaped = false
-        let n = bytes.count
         while true {
+            // Plain ASCII runs are the common case: one table load per byte.
+            while pos < n && classes[Int(bytes[pos])] == 0 { pos += 1 }
             guard pos < n else { throw .truncated }
-            let b = bytes[pos]
-            if b == UInt8(ascii: "\"") { break }
-            if b == UInt8(ascii: "\\") {
+            switch classes[Int(bytes[pos])] {
+            case 1:
+                _ = try append(.string, flag: escaped, start: start, end: pos)
+                pos += 1  // closing quote
+                return
+            case 2:
                 escaped = true
                 try escape()
-            } else if b < 0x20 {
+            case 3:
                 throw .invalidString(offset: pos)
-            } else if b < 0x80 {
-                pos += 1
-            } else {
+            default:
                 try utf8Sequence()
             }
         }
-        let index = try append(JSONNode(kind: .string, flag: escaped, start: Int32(start), end: Int32(pos), next: 0, count: 0), to: &nodes)
-        nodes[index].next = Int32(nodes.count)
-        pos += 1  // closing quote
     }
 
     mutating func escape() throws(JSONError) {
-        guard pos + 1 < bytes.count else { throw .truncated }
+        guard pos + 1 < n else { throw .truncated }
         switch bytes[pos + 1] {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
              UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
@@ -224,7 +274,7 @@ private struct Parser {
             pos += 6
             if unit >= 0xD800 && unit <= 0xDBFF {
                 // A high surrogate must be followed by an escaped low surrogate.
-                guard pos + 1 < bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
+                guard pos + 1 < n, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
                     throw .invalidString(offset: pos)
                 }
                 let low = try hex4(at: pos + 2)
@@ -239,7 +289,7 @@ private struct Parser {
     }
 
     func hex4(at offset: Int) throws(JSONError) -> UInt32 {
-        guard offset + 4 <= bytes.count else { throw .truncated }
+        guard offset + 4 <= n else { throw .truncated }
         var v: UInt32 = 0
         for i in 0..<4 {
             guard let d = JSONText.hexValue(bytes[offset + i]) else { throw .invalidString(offset: offset + i) }
@@ -263,7 +313,7 @@ private struct Parser {
         case 0xF4: length = 4; upper = 0x8F
         default: throw .invalidString(offset: pos)
         }
-        guard pos + length <= bytes.count else { throw .truncated }
+        guard pos + length <= n else { throw .truncated }
         let b1 = bytes[pos + 1]
         guard b1 >= lower && b1 <= upper else { throw .invalidString(offset: pos + 1) }
         for i in 2..<max(2, length) where bytes[pos + i] & 0xC0 != 0x80 {
@@ -272,9 +322,8 @@ private struct Parser {
         pos += length
     }
 
-    mutating func number(into nodes: inout [JSONNode]) throws(JSONError) {
+    mutating func number() throws(JSONError) {
         let start = pos
-        let n = bytes.count
         var fractional = false
         if bytes[pos] == UInt8(ascii: "-") { pos += 1 }
         guard pos < n else { throw .truncated }
@@ -298,8 +347,7 @@ private struct Parser {
             guard pos < n, isDigit(bytes[pos]) else { throw .invalidNumber(offset: pos) }
             while pos < n && isDigit(bytes[pos]) { pos += 1 }
         }
-        let index = try append(JSONNode(kind: .number, flag: fractional, start: Int32(start), end: Int32(pos), next: 0, count: 0), to: &nodes)
-        nodes[index].next = Int32(nodes.count)
+        _ = try append(.number, flag: fractional, start: start, end: pos)
     }
 
     @inline(__always)

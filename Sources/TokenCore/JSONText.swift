@@ -81,11 +81,13 @@ public enum JSONText {
     }
 
     /// Whether two string nodes hold the same text after unescaping.
+    @inline(__always)
     public static func stringsEqual(_ a: JSONNode, _ b: JSONNode, in bytes: UnsafeRawBufferPointer) -> Bool {
         if !a.flag && !b.flag {
             let n = Int(a.end - a.start)
             guard n == Int(b.end - b.start) else { return false }
-            return n == 0 || memcmp(bytes.baseAddress! + Int(a.start), bytes.baseAddress! + Int(b.start), n) == 0
+            if n <= 8 { return shortWord(a, in: bytes) == shortWord(b, in: bytes) }
+            return memcmp(bytes.baseAddress! + Int(a.start), bytes.baseAddress! + Int(b.start), n) == 0
         }
         var x = DecodedBytes(a, in: bytes), y = DecodedBytes(b, in: bytes)
         while true {
@@ -93,6 +95,27 @@ public enum JSONText {
             if p != q { return false }
             if p == nil { return true }
         }
+    }
+
+    /// The content of an unescaped string node of at most 8 bytes packed little-endian into a
+    /// word (zero-padded), or nil for longer or escaped strings. Claim names fit: comparing
+    /// words replaces a call to memcmp per name.
+    @inline(__always)
+    public static func shortWord(_ node: JSONNode, in bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let n = Int(node.end - node.start)
+        guard !node.flag, n <= 8 else { return nil }
+        var w: UInt64 = 0
+        let p = bytes.baseAddress! + Int(node.start)
+        for i in 0..<n { w |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
+        return w
+    }
+
+    /// `shortWord` of an ASCII literal, for comparison with `shortWord` of a node.
+    @inline(__always)
+    public static func word(_ literal: StaticString) -> UInt64 {
+        var w: UInt64 = 0
+        for i in 0..<min(8, literal.utf8CodeUnitCount) { w |= UInt64(literal.utf8Start[i]) << (8 * UInt64(i)) }
+        return w
     }
 
     /// Whether a string node holds exactly `literal` (ASCII) after unescaping.
@@ -121,6 +144,12 @@ public enum JSONText {
     /// Writes the unescaped content of a string node into `out`; returns the length, or nil when
     /// it does not fit.
     public static func decode(_ node: JSONNode, in bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int? {
+        if !node.flag {
+            let len = Int(node.end - node.start)
+            guard len <= out.count else { return nil }
+            if len > 0 { out.baseAddress!.copyMemory(from: bytes.baseAddress! + Int(node.start), byteCount: len) }
+            return len
+        }
         var n = 0
         var it = DecodedBytes(node, in: bytes)
         while let b = it.next() {
@@ -157,7 +186,7 @@ public enum JSONText {
     }
 
     /// Index of the value of member `key` in the object at `object`, or nil.
-    public static func member(_ key: StaticString, of object: Int, in nodes: [JSONNode], bytes: UnsafeRawBufferPointer) -> Int? {
+    public static func member(_ key: StaticString, of object: Int, in nodes: JSONTape, bytes: UnsafeRawBufferPointer) -> Int? {
         guard nodes[object].kind == .object else { return nil }
         var i = object + 1
         let end = Int(nodes[object].next)

@@ -24,9 +24,9 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// Parses a JSON text strictly (see `JSONTape`).
     public static func parse(_ bytes: [UInt8], limits: JSONLimits = .document) throws(JSONError) -> JSONValue {
-        var tape = JSONTape()
+        let tape = JSONTape()
         try tape.parse(bytes, limits: limits)
-        return bytes.withUnsafeBytes { raw in build(0, tape.nodes, raw) }
+        return bytes.withUnsafeBytes { raw in build(0, tape, raw) }
     }
 
     public static func parse(_ text: String, limits: JSONLimits = .document) throws(JSONError) -> JSONValue {
@@ -34,7 +34,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// Builds the tree of the value at `index` of a parsed tape.
-    public static func build(_ index: Int, _ nodes: [JSONNode], _ bytes: UnsafeRawBufferPointer) -> JSONValue {
+    public static func build(_ index: Int, _ nodes: JSONTape, _ bytes: UnsafeRawBufferPointer) -> JSONValue {
         let node = nodes[index]
         switch node.kind {
         case .object:

@@ -52,7 +52,7 @@ public struct VerifiedToken {
 public final class TokenVerifier {
     public let policy: VerifierPolicy
     private let contexts = KeyContexts()
-    private var tape = JSONTape()
+    private let tape = JSONTape()
     private let scratch: UnsafeMutableRawBufferPointer
     private let header: UnsafeMutableRawBufferPointer
     private let payload: UnsafeMutableRawBufferPointer
@@ -62,6 +62,14 @@ public final class TokenVerifier {
     private let tokenID: UnsafeMutableRawBufferPointer
 
     private static let maxTokenIDBytes = 128
+
+    /// Header segments that passed `checkHeader` for `memoRing`, with their key index. Tokens of
+    /// one key share one header, so most checks skip decoding and parsing it; the verdict depends
+    /// only on these bytes and the ring, so remembering it changes no outcome.
+    private var memoRing: KeyRing?
+    private var memoHeaders: [[UInt8]] = []
+    private var memoKeys: [Int] = []
+    private static let memoSize = 8
 
     public init(policy: VerifierPolicy) {
         self.policy = policy
@@ -97,10 +105,16 @@ public final class TokenVerifier {
 
         // Header.
         let headerPart = UnsafeRawBufferPointer(rebasing: token[0..<d1])
-        guard let hLen = Base64URL.decode(headerPart, into: header) else { throw .badEncoding }
-        let h = UnsafeRawBufferPointer(rebasing: header[0..<hLen])
-        try parse(h, failure: .malformedHeader)
-        let keyIndex = try checkHeader(h, ring: ring)
+        let keyIndex: Int
+        if let known = rememberedHeader(headerPart, ring: ring) {
+            keyIndex = known
+        } else {
+            guard let hLen = Base64URL.decode(headerPart, into: header) else { throw .badEncoding }
+            let h = UnsafeRawBufferPointer(rebasing: header[0..<hLen])
+            try parse(h, failure: .malformedHeader)
+            keyIndex = try checkHeader(h, ring: ring)
+            remember(headerPart, keyIndex: keyIndex)
+        }
         let key = ring.keys[keyIndex]
 
         // Signature over "header.payload".
@@ -139,6 +153,54 @@ public final class TokenVerifier {
         return try result.get()
     }
 
+    @inline(__always)
+    private func rememberedHeader(_ part: UnsafeRawBufferPointer, ring: KeyRing) -> Int? {
+        if ring !== memoRing {
+            memoRing = ring
+            memoHeaders.removeAll()
+            memoKeys.removeAll()
+            return nil
+        }
+        for i in memoHeaders.indices {
+            let same = memoHeaders[i].withUnsafeBytes { $0.count == part.count && memcmp($0.baseAddress!, part.baseAddress!, part.count) == 0 }
+            if same { return memoKeys[i] }
+        }
+        return nil
+    }
+
+    private func remember(_ part: UnsafeRawBufferPointer, keyIndex: Int) {
+        if memoHeaders.count == Self.memoSize {
+            memoHeaders.removeFirst()
+            memoKeys.removeFirst()
+        }
+        memoHeaders.append(Array(part))
+        memoKeys.append(keyIndex)
+    }
+
+    /// A member name as one comparable word: up to 7 bytes after unescaping, with the length in
+    /// the top byte (so "exp" and "exp\u0000" differ); 0 for longer names, which match nothing.
+    @inline(__always)
+    static func nameKey(_ node: JSONNode, in bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = Int(node.end - node.start)
+        if !node.flag {
+            guard n <= 7, let w = JSONText.shortWord(node, in: bytes) else { return 0 }
+            return w | UInt64(n) << 56
+        }
+        var it = JSONText.DecodedBytes(node, in: bytes)
+        var w: UInt64 = 0, len: UInt64 = 0
+        while let b = it.next() {
+            guard len < 7 else { return 0 }
+            w |= UInt64(b) << (8 * len)
+            len += 1
+        }
+        return w | len << 56
+    }
+
+    @inline(__always)
+    static func nameKey(_ literal: StaticString) -> UInt64 {
+        JSONText.word(literal) | UInt64(literal.utf8CodeUnitCount) << 56
+    }
+
     private func parse(_ bytes: UnsafeRawBufferPointer, failure: TokenError) throws(TokenError) {
         do {
             try tape.parse(bytes, limits: .token)
@@ -147,12 +209,12 @@ public final class TokenVerifier {
         } catch {
             throw failure
         }
-        guard tape.nodes[0].kind == .object else { throw failure }
+        guard tape[0].kind == .object else { throw failure }
     }
 
     /// Applies the header rules; returns the index of the key that must verify the signature.
     private func checkHeader(_ h: UnsafeRawBufferPointer, ring: KeyRing) throws(TokenError) -> Int {
-        let nodes = tape.nodes
+        let nodes = tape
         var alg = -1, kid = -1, typ = -1
         var critical = false, forbidden = false
         var i = 1
@@ -186,20 +248,22 @@ public final class TokenVerifier {
 
     private func checkClaims(_ p: UnsafeRawBufferPointer, keyIndex: Int, use: TokenUse?,
                              revocations: RevocationSet?, now: Int64) throws(TokenError) -> VerifiedToken {
-        let nodes = tape.nodes
+        let nodes = tape
         var exp = -1, iat = -1, nbf = -1, iss = -1, aud = -1, sub = -1, usefor = -1, jti = -1
         var i = 1
         let end = Int(nodes[0].next)
         while i < end {
-            let k = nodes[i]
-            if JSONText.string(k, in: p, equals: "exp") { exp = i + 1 }
-            else if JSONText.string(k, in: p, equals: "iat") { iat = i + 1 }
-            else if JSONText.string(k, in: p, equals: "nbf") { nbf = i + 1 }
-            else if JSONText.string(k, in: p, equals: "iss") { iss = i + 1 }
-            else if JSONText.string(k, in: p, equals: "aud") { aud = i + 1 }
-            else if JSONText.string(k, in: p, equals: "sub") { sub = i + 1 }
-            else if JSONText.string(k, in: p, equals: "usefor") { usefor = i + 1 }
-            else if JSONText.string(k, in: p, equals: "jti") { jti = i + 1 }
+            switch Self.nameKey(nodes[i], in: p) {
+            case Self.nameKey("exp"): exp = i + 1
+            case Self.nameKey("iat"): iat = i + 1
+            case Self.nameKey("nbf"): nbf = i + 1
+            case Self.nameKey("iss"): iss = i + 1
+            case Self.nameKey("aud"): aud = i + 1
+            case Self.nameKey("sub"): sub = i + 1
+            case Self.nameKey("usefor"): usefor = i + 1
+            case Self.nameKey("jti"): jti = i + 1
+            default: break
+            }
             i = Int(nodes[i + 1].next)
         }
 
@@ -257,7 +321,7 @@ public final class TokenVerifier {
                              subject: subjectBytes, tokenID: tokenIDBytes)
     }
 
-    private func audienceContains(_ aud: Int, _ wanted: [UInt8], nodes: [JSONNode], in p: UnsafeRawBufferPointer) -> Bool {
+    private func audienceContains(_ aud: Int, _ wanted: [UInt8], nodes: JSONTape, in p: UnsafeRawBufferPointer) -> Bool {
         wanted.withUnsafeBytes { w in
             switch nodes[aud].kind {
             case .string:

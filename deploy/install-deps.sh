@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine with the Swift toolchain lacks to build, run and test the
+# gateway. Idempotent and quiet: apt-get runs only when a package is missing.
+#   build:  libssl-dev (OpenSSL 3), libnghttp2-dev (HTTP/2), pkg-config
+#   tests:  python3-jwt (PyJWT, interoperability tests), curl
+set -euo pipefail
+
+packages=(libssl-dev libnghttp2-dev pkg-config python3-jwt curl)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    sudo=""
+    if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "install-deps: the Swift 6 toolchain is not on PATH" >&2; exit 1; }
