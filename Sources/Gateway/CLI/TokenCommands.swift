@@ -42,13 +42,14 @@ enum TokenCommands {
     static func issue(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["keys", "sub", "use", "iss", "ttl"])
         guard a.positional.isEmpty else { throw UsageError("token issue takes no positional arguments") }
-        let ring = try loadRing(try a.require("keys"))
         let use = try use(a)
         let ttl = try a.int("ttl", default: use == .access ? 600 : 86_400)
         guard ttl > 0 else { throw UsageError("--ttl must be positive") }
+        let subject = try a.require("sub")
+        let ring = try loadRing(try a.require("keys"))
         let issuer = TokenIssuer(settings: IssuerSettings(issuer: a.options["iss"] ?? "datarhei-core"))
         do {
-            let t = try issuer.issue(subject: try a.require("sub"), use: use, ring: ring, now: unixNow(), lifetime: ttl)
+            let t = try issuer.issue(subject: subject, use: use, ring: ring, now: unixNow(), lifetime: ttl)
             print(t.token)
             return 0
         } catch {
@@ -61,11 +62,11 @@ enum TokenCommands {
     static func verify(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["keys", "use", "iss", "leeway"])
         guard a.positional.count == 1 else { throw UsageError("token verify needs exactly one TOKEN") }
-        let ring = try loadRing(try a.require("keys"))
+        let use = try use(a)
         let policy = VerifierPolicy(issuer: a.options["iss"] ?? "datarhei-core", leeway: try a.int("leeway", default: 0))
+        let ring = try loadRing(try a.require("keys"))
         let verifier = TokenVerifier(policy: policy)
         let token = a.positional[0]
-        let use = try use(a)
         do {
             _ = try verifier.verify(token, use: use, ring: ring, now: unixNow())
         } catch {

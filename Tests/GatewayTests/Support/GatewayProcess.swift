@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+
+/// Runs the real `gateway` binary that `swift build` put beside the test bundle.
+enum GatewayBinary {
+    static var url: URL {
+        if let explicit = ProcessInfo.processInfo.environment["GATEWAY_BINARY"] {
+            return URL(fileURLWithPath: explicit)
+        }
+        // The binary sits in the build products folder, beside the test bundle (on Linux the
+        // bundle URL is that folder itself; elsewhere it is .../gatewayPackageTests.xctest).
+        var folder = Bundle(for: Marker.self).bundleURL
+        if folder.pathExtension == "xctest" { folder.deleteLastPathComponent() }
+        return folder.appendingPathComponent("gateway")
+    }
+
+    private final class Marker {}
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `gateway args...` to completion (bounded by `timeout` seconds), feeding `stdin`.
+    static func run(_ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
+                    timeout: TimeInterval = 60) throws -> Result {
+        let p = Process()
+        p.executableURL = url
+        p.arguments = args
+        if let environment { p.environment = environment }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Drain both pipes while the process runs, so a full pipe cannot stall it.
+        var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        nonisolated(unsafe) var o = Data(), e = Data()
+        group.enter()
+        DispatchQueue.global().async { o = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            p.terminate()
+            throw NSError(domain: "gateway", code: 1, userInfo: [NSLocalizedDescriptionKey: "gateway \(args) timed out"])
+        }
+        p.waitUntilExit()
+        outData = o
+        errData = e
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A temporary directory removed when the test ends.
+final class TempDir {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func write(_ name: String, _ text: String) throws -> String {
+        let p = path(name)
+        try text.write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+}
