@@ -1,6 +1,7 @@
 /*
  * Thin wrappers for CGatewayShims.h. No policy, no allocation beyond what libcrypto does.
  */
+#define _GNU_SOURCE
 #include "CGatewayShims.h"
 
 #include <string.h>
@@ -246,4 +247,8 @@ int gw_set_echo(int fd, int on) {
     if (on) t.c_lflag |= ECHO; else t.c_lflag &= ~(tcflag_t)ECHO;
     if (tcsetattr(fd, TCSAFLUSH, &t) != 0) return -1;
     return was;
+}
+
+int gw_accept(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }

@@ -2,8 +2,14 @@ import Glibc
 
 /// The command line: `gateway [VERB] ...`. See `usage` and README.md.
 let usage = """
-usage: gateway VERB [options]
+usage: gateway [VERB] [options]
 
+  run [--config FILE] [--demo]              run the gateway (the default verb; FILE defaults to
+                                            gateway.conf; --demo also starts the demo upstream
+                                            and prints a generated password and a ready token)
+  check-config [--config FILE]              validate, print the effective configuration
+                                            (secrets masked), exit 1 naming the line of an error
+  demo-upstream --listen HOST:PORT          run only the demo upstream (echoes what it receives)
   version                                   print the version
   hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
   keys generate [--alg HS256]               print a JWK Set with one new active key
@@ -33,9 +39,17 @@ func runCommand(_ argv: [String]) -> Int32 {
             print(usage)
             return 0
         case (nil, _):
-            throw UsageError("no verb given")
+            return try ServeCommands.run([])
+        case let (flag?, _) where flag.hasPrefix("--"):
+            return try ServeCommands.run(args)
+        case ("run", _):
+            return try ServeCommands.run(args.dropFirst())
+        case ("check-config", _):
+            return try ServeCommands.checkConfig(args.dropFirst())
+        case ("demo-upstream", _):
+            return try ServeCommands.demoUpstream(args.dropFirst())
         case let (verb?, _):
-            throw UsageError("unknown verb \"\(args.prefix(2).joined(separator: " "))\"" + (verb.isEmpty ? "" : ""))
+            throw UsageError("unknown verb \"\(verb)\"")
         }
     } catch let e as UsageError {
         printError("gateway: \(e.message)\n\n\(usage)")

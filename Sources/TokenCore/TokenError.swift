@@ -4,7 +4,8 @@ public enum TokenError: Error, Equatable, Sendable, CaseIterable {
     case oversize
     /// Not three base64url parts separated by dots.
     case malformed
-    /// A part is not strict unpadded base64url.
+    /// The header or claims part is not strict unpadded base64url (a badly encoded signature
+    /// part is `badSignature`).
     case badEncoding
     /// The header is not a JSON object, or its JSON is invalid.
     case malformedHeader

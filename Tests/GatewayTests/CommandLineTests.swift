@@ -13,7 +13,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testUsageErrorsExitWith2AndPrintUsage() throws {
-        for args in [[], ["frobnicate"], ["token", "issue", "--sub"], ["token", "issue", "--bogus", "x"],
+        for args in [["frobnicate"], ["token", "issue", "--sub"], ["token", "issue", "--bogus", "x"],
                      ["token", "verify", "--keys", "/nonexistent"], ["keys", "generate", "--alg", "RS256"],
                      ["token", "issue", "--keys", "k", "--sub", "a", "--use", "sideways"]] {
             let r = try GatewayBinary.run(args)
@@ -21,6 +21,12 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("usage: gateway"), "\(args)")
             XCTAssertTrue(r.stdout.isEmpty, "\(args)")
         }
+    }
+
+    func testRunWithAMissingConfigFileExitsWith1AndSaysWhy() throws {
+        let r = try GatewayBinary.run(["run", "--config", "/nonexistent/gateway.conf"], timeout: 20)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("/nonexistent/gateway.conf"), r.stderr)
     }
 
     func testKeysGenerateIssueAndVerifyRoundTrip() throws {

@@ -104,6 +104,9 @@ int gw_block_signals(const int *signals, int count);
 /// Reads one siginfo from a signalfd: the signal number, 0 when none is ready, -1 on error.
 int gw_signalfd_read(int fd);
 
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension the Swift importer does not see).
+int gw_accept(int fd, struct sockaddr *addr, socklen_t *len);
+
 /// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
 int gw_set_echo(int fd, int on);
 

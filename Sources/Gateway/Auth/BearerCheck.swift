@@ -1,0 +1,49 @@
+import TokenCore
+
+/// The bearer step on a protected route: exactly one Authorization field, scheme `Bearer` in
+/// any case, and an access token that TokenCore verifies. Every failure is the same 401 to the
+/// client; the rule that failed goes to the access log.
+enum BearerCheck {
+    /// The token bytes of an Authorization value `Bearer <token>` (scheme in any case, one or
+    /// more spaces), or nil when it is not that.
+    static func token(in value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard value.count > 7, HeaderName.equals(UnsafeRawBufferPointer(rebasing: value[0..<6]), "bearer"),
+              value[6] == 0x20 else { return nil }
+        var i = 7
+        while i < value.count && value[i] == 0x20 { i += 1 }
+        guard i < value.count else { return nil }
+        let token = UnsafeRawBufferPointer(rebasing: value[i...])
+        // b64token (RFC 6750 2.1): no spaces or other separators inside.
+        for b in token where b <= 0x20 || b >= 0x7F || b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") { return nil }
+        return token
+    }
+}
+
+extension Worker {
+    /// Verifies the request's bearer token as an access token; on success the subject bytes
+    /// (valid until the next check on this worker).
+    func checkBearer(_ head: RequestHead, buffer: UnsafeRawBufferPointer, snapshot: GatewayState)
+        -> Result<UnsafeRawBufferPointer, BearerFailureRule> {
+        guard head.authorizationCount > 0, let auth = head.authorization else {
+            return .failure(BearerFailureRule(head.authorizationCount > 1 ? "several_authorization" : "no_token"))
+        }
+        guard head.authorizationCount == 1 else { return .failure(BearerFailureRule("several_authorization")) }
+        guard let token = BearerCheck.token(in: UnsafeRawBufferPointer(rebasing: buffer[auth.start..<auth.end])) else {
+            return .failure(BearerFailureRule("not_bearer"))
+        }
+        do {
+            let v = try verifier.verify(token, use: .access, ring: snapshot.ring, revocations: snapshot.revocations, now: loop.unixNow)
+            return .success(v.subject)
+        } catch {
+            return .failure(BearerFailureRule(error))
+        }
+    }
+}
+
+/// The rule a bearer check failed on, for the access log.
+struct BearerFailureRule: Error {
+    let text: StaticString?
+    let tokenError: TokenError?
+    init(_ text: StaticString) { self.text = text; tokenError = nil }
+    init(_ error: TokenError) { text = nil; tokenError = error }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// `gateway run`, `gateway check-config`, `gateway demo-upstream`.
+enum ServeCommands {
+    static func run(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["config"], switches: ["demo"])
+        guard a.positional.isEmpty else { throw UsageError("run takes no positional arguments") }
+        let log = LogWriter()
+        let server: Server
+        do {
+            server = try Server(configPath: a.options["config"] ?? "gateway.conf",
+                                environment: ProcessInfo.processInfo.environment, log: log, demo: a.switches.contains("demo"))
+        } catch {
+            log.flush()
+            printError("gateway: \(error)")
+            return 1
+        }
+        return server.run()
+    }
+
+    static func checkConfig(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["config"])
+        guard a.positional.isEmpty else { throw UsageError("check-config takes no positional arguments") }
+        let path = a.options["config"] ?? "gateway.conf"
+        do {
+            let loaded = try ConfigLoader.load(path: path, environment: ProcessInfo.processInfo.environment)
+            for w in loaded.warnings { printError("warning: \(w)") }
+            _ = try GatewayState(config: loaded.config, ring: try .single(secret: Array(repeating: 0x61, count: 64), kid: "check"),
+                                 revocations: .init())
+            print(ConfigLoader.effectiveText(loaded.config), terminator: "")
+            printError("\(path): ok")
+            return 0
+        } catch {
+            printError("\(error)")
+            return 1
+        }
+    }
+
+    static func demoUpstream(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["listen"])
+        guard a.positional.isEmpty else { throw UsageError("demo-upstream takes no positional arguments") }
+        do {
+            try DemoUpstream.runForever(listen: try a.require("listen"))
+        } catch let e as UsageError {
+            throw e
+        } catch {
+            printError("gateway: demo upstream: \(error)")
+            return 1
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// The effective configuration: gateway.conf, then `GATEWAY_*` environment overrides, then
+/// defaults. Immutable once built; a reload builds a new one and swaps it in whole.
+struct GatewayConfig: Sendable {
+    var server = Server()
+    var limits = Limits()
+    var auth = Auth()
+    var tokens = Tokens()
+    var log = Log()
+    var routes: [Route] = [Route.defaultAPI]
+    /// File the configuration came from (for reload), nil when built in code.
+    var sourcePath: String?
+
+    struct Server: Sendable {
+        /// "host:port"; host may be an IPv4 address, "[v6]", or "localhost".
+        var listen = "127.0.0.1:8080"
+        /// Worker threads, each with its own event loop and SO_REUSEPORT listener; 0 = one per core.
+        var workers = 0
+        /// Open client connections per worker; accepting pauses beyond it.
+        var maxConnections = 10_000
+        var headerTimeoutMs = 15_000
+        var idleTimeoutMs = 60_000
+        var bodyTimeoutMs = 30_000
+        var connectTimeoutMs = 5_000
+        var responseTimeoutMs = 60_000
+        var shutdownTimeoutMs = 10_000
+        /// Where the gateway keeps state it creates (the generated keys file).
+        var dataDir = "./data"
+        /// Peers whose X-Forwarded-For is believed (exact addresses).
+        var trustedProxies: [String] = []
+        /// Idle keep-alive connections kept per upstream and worker.
+        var upstreamIdlePerWorker = 64
+        var upstreamIdleTimeoutMs = 30_000
+    }
+
+    struct Limits: Sendable {
+        var requestLineBytes = 8_192
+        var headerBytes = 32_768
+        var headerFields = 100
+        /// Default request body limit for routes that set none.
+        var bodyBytes: Int64 = 10 * 1024 * 1024
+    }
+
+    /// datarhei Core's `api.auth.*`.
+    struct Auth: Sendable {
+        var enable = true
+        var username = ""
+        /// Plaintext or a PHC hash from `gateway hash-password`.
+        var password = ""
+    }
+
+    struct Tokens: Sendable {
+        /// `api.auth.jwt.secret`: used as the bytes of the string, at least 32 of them.
+        var secret = ""
+        /// `kid` for the configured secret; derived from its hash when empty.
+        var kid = ""
+        /// A JWK Set file; when neither secret nor keys file is set, one is created in data_dir.
+        var keysFile = ""
+        var issuer = "datarhei-core"
+        var accessTTLSeconds: Int64 = 600
+        var refreshTTLSeconds: Int64 = 86_400
+        var leewaySeconds: Int64 = 0
+    }
+
+    struct Log: Sendable {
+        /// One line per request on stdout.
+        var access = true
+        /// "error", "warn", "info" or "debug".
+        var level = "info"
+    }
+
+    struct Route: Sendable {
+        enum AuthMode: String, Sendable { case required, none }
+        /// Matched case-sensitively against the raw request path.
+        var prefix: String
+        /// "http://host:port".
+        var upstream: String
+        var auth: AuthMode = .required
+        var forwardAuthorization = false
+        /// nil: `limits.body`.
+        var maxBodyBytes: Int64?
+
+        static let defaultAPI = Route(prefix: "/api/v3/", upstream: "http://127.0.0.1:9000")
+    }
+}

@@ -1,0 +1,441 @@
+import CGatewayShims
+import Glibc
+import TokenCore
+
+/// One client connection, owned by one loop thread: reads request heads, answers what the
+/// gateway answers itself, and hands the rest to the proxy exchange (ProxyExchange.swift).
+///
+/// Buffers come from the loop's pool when there are bytes to hold and go back when the connection
+/// is idle, so an idle keep-alive connection is this object and nothing else.
+final class ClientConnection {
+    enum State {
+        /// Waiting for (the rest of) a request head.
+        case awaitingHead
+        /// A request was answered locally and its body is being read and dropped.
+        case discardingBody(remaining: Int64)
+        /// A request is with the upstream; its answer is relayed.
+        case proxying(UpstreamConnection)
+        /// A WebSocket (or other upgrade) tunnel: bytes both ways, unparsed.
+        case tunnel(UpstreamConnection)
+        /// After an error: our answer is flushed, the write side shut, input read and dropped
+        /// until the peer closes or the linger time ends (RFC 9112 9.6).
+        case lingering
+        case closed
+    }
+
+    let fd: Int32
+    let generation: UInt32
+    unowned let worker: Worker
+    let peer: PeerAddress
+    var state: State = .awaitingHead
+    var input: ByteBuffer?
+    var output: ByteBuffer?
+    /// The snapshot the current request started with.
+    var snapshot: GatewayState
+    var deadline: UInt64 = 0
+    /// Time of this connection's entry in the loop's timer heap (0: none).
+    var timerAt: UInt64 = 0
+    var served = 0
+    /// Close once `output` is flushed (no keep-alive).
+    var closeAfterFlush = false
+    var peerClosed = false
+    /// The client of the current request asked for keep-alive.
+    var keepAlive = true
+    var requestIsHEAD = false
+    var requestStart: UInt64 = 0
+    /// Access-log fields of the current request (copied: the input buffer moves on).
+    var logLine = AccessLogEntry()
+
+    static let lingerMs: UInt64 = 2_000
+
+    init(fd: Int32, generation: UInt32, worker: Worker, peer: PeerAddress, snapshot: GatewayState) {
+        self.fd = fd
+        self.generation = generation
+        self.worker = worker
+        self.peer = peer
+        self.snapshot = snapshot
+    }
+
+    var config: GatewayConfig { snapshot.config }
+
+    // MARK: events
+
+    func handle(_ events: UInt32) {
+        if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
+            readable()
+        }
+        if events & UInt32(EPOLLOUT.rawValue) != 0, case .closed = state {} else if events & UInt32(EPOLLOUT.rawValue) != 0 {
+            writable()
+        }
+        updateInterest()
+    }
+
+    private func readable() {
+        switch state {
+        case .closed:
+            return
+        case .lingering:
+            drainLingering()
+            return
+        case .tunnel(let u):
+            tunnelClientToUpstream(u)
+            return
+        default:
+            break
+        }
+        if input == nil { input = worker.buffers.take() }
+        guard var inp = input else { return }
+        if inp.writableBytes == 0 { inp.compact() }
+        guard inp.writableBytes > 0 else { input = inp; return }
+        let r: IOResult
+        do {
+            r = try Syscall.read(fd, inp.base + inp.writerIndex, inp.writableBytes)
+        } catch {
+            input = inp
+            abort()
+            return
+        }
+        switch r {
+        case let .bytes(n):
+            inp.writerIndex += n
+            input = inp
+            progress()
+            processInput()
+        case .wouldBlock:
+            input = inp
+        case .eof:
+            input = inp
+            peerClosed = true
+            peerDidClose()
+        }
+    }
+
+    private func writable() {
+        guard flush() else { abort(); return }
+        if let out = output, !out.isEmpty { return }
+        // Output drained: things waiting for room can move again.
+        switch state {
+        case .proxying(let u):
+            relayResponse(u)
+            // Room again toward the client: the upstream may be read again (backpressure).
+            if case .proxying(let current) = state, current === u { updateUpstreamInterest(u) }
+        case .tunnel(let u):
+            tunnelUpstreamToClient(u)
+        case .lingering:
+            Socket.shutdownWrite(fd)
+        default:
+            if closeAfterFlush { close(); return }
+            processInput()
+        }
+    }
+
+    /// Parses and handles as many complete requests as the input holds (pipelining: answers
+    /// stay in order because a request is taken only when the previous one is finished).
+    func processInput() {
+        while true {
+            switch state {
+            case .awaitingHead:
+                guard !closeAfterFlush, let inp = input, !inp.isEmpty else {
+                    releaseIdleBuffers()
+                    return
+                }
+                if !handleHead() { return }
+            case .discardingBody(let remaining):
+                guard var inp = input, !inp.isEmpty else { return }
+                let n = Int(min(Int64(inp.readableBytes), remaining))
+                inp.consume(n)
+                input = inp
+                if remaining - Int64(n) > 0 {
+                    state = .discardingBody(remaining: remaining - Int64(n))
+                    return
+                }
+                state = .awaitingHead
+                finishLocalRequest()
+            case .proxying(let u):
+                // Request body bytes arrived: pass them on as far as the upstream takes them.
+                if !u.requestComplete {
+                    pumpRequestBody(u)
+                    guard case .proxying = state else { return }
+                    if u.phase != .connecting && !u.flush() { upstreamFailed(u); return }
+                    updateUpstreamInterest(u)
+                }
+                return
+            default:
+                return
+            }
+        }
+    }
+
+    /// Handles one request head if complete; false when more bytes are needed or the
+    /// connection stops taking requests.
+    private func handleHead() -> Bool {
+        guard let inp = input else { return false }
+        let parsed = parseRequestHead(inp.readable, fields: worker.requestFields, limits: snapshot.httpLimits)
+        switch parsed {
+        case .incomplete:
+            if requestStart == 0 { requestStart = worker.loop.now }
+            setDeadline(worker.loop.now + UInt64(config.server.headerTimeoutMs), keepIfEarlier: true)
+            return false
+        case let .error(e):
+            let response: GatewayResponse
+            switch e {
+            case .uriTooLong: response = .uriTooLong
+            case .headersTooLarge: response = .headersTooLarge
+            case .versionNotSupported: response = .versionNotSupported
+            case .notImplemented: response = .notImplemented
+            case .badRequest: response = .badRequest
+            }
+            logLine.reset()
+            logLine.method("-")
+            respondAndClose(response)
+            return false
+        case let .complete(head):
+            snapshot = worker.state
+            served += 1
+            if requestStart == 0 { requestStart = worker.loop.now }
+            return startRequest(head)
+        }
+    }
+
+    // MARK: local answers
+
+    /// Answers with a prebuilt response; the connection stays open when the request body is
+    /// absent or small enough to read and drop, and closes (lingering) otherwise.
+    func respondLocally(_ response: GatewayResponse, head: RequestHead) {
+        let bodyLength: Int64 = head.chunked ? -1 : (head.contentLength ?? 0)
+        let canKeep = keepAlive && !head.expectContinue && bodyLength >= 0 && bodyLength <= 65_536
+        if !canKeep {
+            respondAndClose(response)
+            return
+        }
+        guard appendOutput(response.bytes(close: false)) else { respondAndClose(response); return }
+        logLine.status = response.status
+        logLine.bytes = Int64(response.bytes(close: false).count)
+        consumeInput(head.headLength)
+        if bodyLength > 0 {
+            state = .discardingBody(remaining: bodyLength)
+        } else {
+            finishLocalRequest()
+        }
+    }
+
+    /// Answers and closes: flush, shut the write side, drain input for a bounded time.
+    func respondAndClose(_ response: GatewayResponse) {
+        let bytes = response.bytes(close: true)
+        if output == nil { output = worker.buffers.take() }
+        output?.append(bytes)
+        logLine.status = response.status
+        logLine.bytes = Int64(bytes.count)
+        writeAccessLog()
+        enterLingering()
+    }
+
+    /// Answers with an arbitrary JSON response (login, about: later issues) and keeps going.
+    func respondLocally(bytes: [UInt8], status: Int, head: RequestHead) {
+        guard appendOutput(bytes) else { respondAndClose(.internalError); return }
+        logLine.status = status
+        logLine.bytes = Int64(bytes.count)
+        consumeInput(head.headLength)
+        finishLocalRequest()
+    }
+
+    func finishLocalRequest() {
+        writeAccessLog()
+        requestStart = 0
+        if !keepAlive { closeAfterFlush = true }
+        _ = flush()
+        if closeAfterFlush, let out = output, out.isEmpty { close(); return }
+        armIdleDeadline()
+    }
+
+    func enterLingering() {
+        if case .proxying(let u) = state { u.pool.close(u) }
+        if case .tunnel(let u) = state { u.pool.close(u) }
+        state = .lingering
+        closeAfterFlush = true
+        if var inp = input { inp.readerIndex = 0; inp.writerIndex = 0; input = inp }
+        if flush(), let out = output, out.isEmpty { Socket.shutdownWrite(fd) }
+        setDeadline(worker.loop.now + Self.lingerMs, keepIfEarlier: false)
+    }
+
+    private func drainLingering() {
+        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let r = withUnsafeMutableBytes(of: &scratch) { raw -> IOResult? in
+            if var inp = input {
+                defer { input = inp }
+                inp.readerIndex = 0
+                inp.writerIndex = 0
+                return try? Syscall.read(fd, inp.base, inp.capacity)
+            }
+            return try? Syscall.read(fd, raw.baseAddress!, raw.count)
+        }
+        switch r {
+        case .bytes?, .wouldBlock?: return
+        default: close()
+        }
+    }
+
+    // MARK: output
+
+    @inline(__always)
+    func appendOutput(_ bytes: [UInt8]) -> Bool {
+        if output == nil { output = worker.buffers.take() }
+        return output!.append(bytes)
+    }
+
+    /// Writes as much of `output` as the socket takes; false on a write error.
+    @inline(__always)
+    func flush() -> Bool {
+        guard var out = output else { return true }
+        defer { output = out }
+        while !out.isEmpty {
+            let r: IOResult
+            do {
+                r = try Syscall.write(fd, out.base + out.readerIndex, out.readableBytes)
+            } catch {
+                return false
+            }
+            switch r {
+            case let .bytes(n):
+                out.consume(n)
+                progress()
+            case .wouldBlock, .eof:
+                return true
+            }
+        }
+        return true
+    }
+
+    @inline(__always)
+    func consumeInput(_ n: Int) {
+        input?.consume(n)
+    }
+
+    /// Gives idle buffers back to the pool: an idle connection holds none.
+    func releaseIdleBuffers() {
+        if let b = input, b.isEmpty { worker.buffers.release(b); input = nil }
+        if let b = output, b.isEmpty { worker.buffers.release(b); output = nil }
+    }
+
+    // MARK: interest, deadlines, closing
+
+    func updateInterest() {
+        if case .closed = state { return }
+        var mask: UInt32 = 0
+        switch state {
+        case .awaitingHead, .discardingBody, .lingering:
+            mask = UInt32(EPOLLIN.rawValue)
+        case .proxying(let u):
+            if !peerClosed && (!u.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0) {
+                mask = UInt32(EPOLLIN.rawValue)
+            }
+        case .tunnel(let u):
+            if !peerClosed && (u.output?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }
+        case .closed:
+            return
+        }
+        if let out = output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
+        if peerClosed { mask &= ~UInt32(EPOLLIN.rawValue) }
+        worker.loop.setInterest(fd, mask)
+    }
+
+    /// Moves the deadline; the heap gets a new entry only when it moves earlier.
+    func setDeadline(_ time: UInt64, keepIfEarlier: Bool) {
+        if keepIfEarlier && deadline > worker.loop.now && deadline <= time { return }
+        deadline = time
+        if timerAt == 0 || time < timerAt {
+            timerAt = time
+            worker.loop.schedule(at: time, fd: fd, generation: generation)
+        }
+    }
+
+    func armIdleDeadline() {
+        let t = served == 0 ? config.server.headerTimeoutMs : config.server.idleTimeoutMs
+        setDeadline(worker.loop.now + UInt64(t), keepIfEarlier: false)
+    }
+
+    /// Progress on the wire pushes the body/idle deadline out (slow but moving is fine).
+    @inline(__always)
+    func progress() {
+        switch state {
+        case .proxying(let u):
+            let t = u.responseHeadDone || !u.requestComplete ? config.server.bodyTimeoutMs : config.server.responseTimeoutMs
+            deadline = worker.loop.now + UInt64(t)
+        case .tunnel:
+            deadline = worker.loop.now + UInt64(config.server.idleTimeoutMs)
+        default:
+            break
+        }
+    }
+
+    /// The timer entry at `timerAt` came due.
+    func timerFired(now: UInt64) {
+        timerAt = 0
+        if case .closed = state { return }
+        if now < deadline {
+            timerAt = deadline
+            worker.loop.schedule(at: deadline, fd: fd, generation: generation)
+            return
+        }
+        switch state {
+        case .awaitingHead:
+            if let inp = input, !inp.isEmpty {
+                // A head that does not complete in time (slowloris): cut.
+                logLine.reset()
+                logLine.method("-")
+                respondAndClose(.badRequest)
+            } else {
+                close()
+            }
+        case .discardingBody, .lingering, .closed, .tunnel:
+            close()
+        case .proxying(let u):
+            upstreamTimedOut(u)
+        }
+    }
+
+    private func peerDidClose() {
+        switch state {
+        case .proxying(let u):
+            if !u.requestComplete {
+                u.pool.close(u)
+                close()
+            } else {
+                keepAlive = false
+            }
+        case .tunnel(let u):
+            // Pass the half-close on; the tunnel ends when the upstream closes too.
+            Socket.shutdownWrite(u.fd)
+        default:
+            close()
+        }
+    }
+
+    /// Ends the connection at once (errors, resets).
+    func abort() {
+        if case .proxying(let u) = state { u.pool.close(u) }
+        if case .tunnel(let u) = state { u.pool.close(u) }
+        close()
+    }
+
+    func close() {
+        if case .closed = state { return }
+        if case .proxying(let u) = state { u.pool.close(u) }
+        if case .tunnel(let u) = state { u.pool.close(u) }
+        state = .closed
+        if let b = input { worker.buffers.release(b); input = nil }
+        if let b = output { worker.buffers.release(b); output = nil }
+        worker.loop.unregister(fd)
+        Syscall.close(fd)
+        worker.connectionClosed(self)
+    }
+
+    // MARK: access log
+
+    func writeAccessLog() {
+        guard config.log.access else { logLine.reset(); return }
+        let ms = requestStart == 0 ? 0 : Int64(worker.loop.now - requestStart)
+        worker.logAccess(&logLine, peer: peer, durationMs: ms)
+        logLine.reset()
+    }
+}

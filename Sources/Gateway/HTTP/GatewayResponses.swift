@@ -1,0 +1,101 @@
+/// Responses the gateway answers itself: JSON bodies as DESIGN.md section 1 fixes them,
+/// `{"code":N,"message":"<status text>","details":["<what went wrong>"]}`, prebuilt as bytes
+/// so that answering costs one append.
+enum GatewayResponse: Int, CaseIterable {
+    case badRequest, unauthorized, forbidden, notFound, methodNotAllowed, payloadTooLarge, uriTooLong
+    case headersTooLarge, internalError, notImplemented, badGateway, serviceUnavailable, gatewayTimeout
+    case versionNotSupported, lengthRequired
+
+    var status: Int {
+        switch self {
+        case .badRequest: return 400
+        case .unauthorized: return 401
+        case .forbidden: return 403
+        case .notFound: return 404
+        case .methodNotAllowed: return 405
+        case .lengthRequired: return 411
+        case .payloadTooLarge: return 413
+        case .uriTooLong: return 414
+        case .headersTooLarge: return 431
+        case .internalError: return 500
+        case .notImplemented: return 501
+        case .badGateway: return 502
+        case .serviceUnavailable: return 503
+        case .gatewayTimeout: return 504
+        case .versionNotSupported: return 505
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .badRequest: return "Bad Request"
+        case .unauthorized: return "Unauthorized"
+        case .forbidden: return "Forbidden"
+        case .notFound: return "Not Found"
+        case .methodNotAllowed: return "Method Not Allowed"
+        case .lengthRequired: return "Length Required"
+        case .payloadTooLarge: return "Payload Too Large"
+        case .uriTooLong: return "URI Too Long"
+        case .headersTooLarge: return "Request Header Fields Too Large"
+        case .internalError: return "Internal Server Error"
+        case .notImplemented: return "Not Implemented"
+        case .badGateway: return "Bad Gateway"
+        case .serviceUnavailable: return "Service Unavailable"
+        case .gatewayTimeout: return "Gateway Timeout"
+        case .versionNotSupported: return "HTTP Version Not Supported"
+        }
+    }
+
+    /// The default `details` text.
+    var detail: String {
+        switch self {
+        case .badRequest: return "Malformed request"
+        case .unauthorized: return "Missing or invalid JWT token"
+        case .forbidden: return "Forbidden"
+        case .notFound: return "No route for this path"
+        case .methodNotAllowed: return "Method not allowed"
+        case .lengthRequired: return "Length required"
+        case .payloadTooLarge: return "Request body too large"
+        case .uriTooLong: return "Request line too long"
+        case .headersTooLarge: return "Request header section too large"
+        case .internalError: return "Internal error"
+        case .notImplemented: return "Transfer-Encoding not supported"
+        case .badGateway: return "Upstream unavailable or its answer was invalid"
+        case .serviceUnavailable: return "Not ready"
+        case .gatewayTimeout: return "Upstream did not answer in time"
+        case .versionNotSupported: return "HTTP version not supported"
+        }
+    }
+
+    /// The whole response for `detail`: status line, headers and JSON body.
+    static func build(status: Int, reason: String, detail: String, close: Bool, extraHeaders: String = "") -> [UInt8] {
+        let body = "{\"code\":\(status),\"message\":\"\(reason)\",\"details\":[\(jsonString(detail))]}"
+        var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+        if status == 401 { head += "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" }
+        head += extraHeaders
+        head += close ? "Connection: close\r\n" : ""
+        return Array((head + "\r\n" + body).utf8)
+    }
+
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Prebuilt default responses: [keep-alive, close] per case.
+    static let prebuilt: [[[UInt8]]] = allCases.map { r in
+        [build(status: r.status, reason: r.reason, detail: r.detail, close: false),
+         build(status: r.status, reason: r.reason, detail: r.detail, close: true)]
+    }
+
+    @inline(__always)
+    func bytes(close: Bool) -> [UInt8] { Self.prebuilt[rawValue][close ? 1 : 0] }
+}

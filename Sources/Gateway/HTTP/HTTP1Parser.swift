@@ -1,0 +1,469 @@
+/// One header field line as offsets into the parsed buffer; `value` is without surrounding OWS.
+struct HeaderField: Equatable {
+    var name: ByteRange
+    var value: ByteRange
+}
+
+enum HTTPVersion: Equatable {
+    case http10, http11
+}
+
+/// Bounds on a message head; every count and length the parser accepts is bounded by these.
+struct HTTPLimits {
+    /// Longest request line, without its CRLF.
+    var requestLineBytes = 8192
+    /// Longest head, start line to the final CRLFCRLF included.
+    var headerBytes = 32768
+    /// Most field lines; also the capacity the caller gives the `fields` pointer.
+    var maxHeaderFields = 100
+}
+
+/// Why a request (or response) head is refused; `status` is what the gateway answers.
+enum HTTPParseError: Error, Equatable {
+    case badRequest(Reason)
+    /// Request line longer than `requestLineBytes`, or more than that buffered without its end.
+    case uriTooLong
+    /// Head longer than `headerBytes`, or more than `maxHeaderFields` field lines.
+    case headersTooLarge
+    /// `HTTP/x.y`, well-formed, but neither 1.0 nor 1.1.
+    case versionNotSupported
+    /// A request Transfer-Encoding other than exactly `chunked`.
+    case notImplemented
+
+    enum Reason: Equatable {
+        case malformedRequestLine, invalidMethod, invalidTarget
+        case obsFold, spaceBeforeColon, invalidHeaderName, invalidHeaderValue
+        case missingHost, multipleHosts
+        case contentLengthWithTransferEncoding, invalidContentLength
+        case transferEncodingInHTTP10
+        /// An empty Transfer-Encoding field in a request; any coding but `chunked` in a response.
+        case invalidTransferEncoding
+        /// A LF without CR before it, or a CR without LF after it.
+        case bareLineFeed
+        case malformedStatusLine
+    }
+
+    var status: Int {
+        switch self {
+        case .badRequest: return 400
+        case .uriTooLong: return 414
+        case .headersTooLarge: return 431
+        case .versionNotSupported: return 505
+        case .notImplemented: return 501
+        }
+    }
+}
+
+/// A parsed request head: offsets into the buffer given to `parseRequestHead`, plus what its
+/// fields say about framing and the connection.
+struct RequestHead: Equatable {
+    var method: ByteRange
+    var target: ByteRange
+    var version: HTTPVersion
+    /// Bytes of the head including the final CRLFCRLF (and any skipped leading empty lines).
+    var headLength: Int
+    var fieldCount: Int
+    /// Nil when absent.
+    var contentLength: Int64?
+    var chunked: Bool
+    /// HTTP/1.1: true unless `Connection: close`; HTTP/1.0: false unless `Connection: keep-alive`.
+    var keepAlive: Bool
+    /// `Expect: 100-continue` in an HTTP/1.1 request (HTTP/1.0 ones are ignored, RFC 9110 10.1.1).
+    var expectContinue: Bool
+    /// The single Host value.
+    var host: ByteRange?
+    /// The value when there is exactly one Authorization field.
+    var authorization: ByteRange?
+    var authorizationCount: Int
+    /// Upgrade lists `websocket` and Connection lists `upgrade`.
+    var upgradeWebSocket: Bool
+    var isHEAD: Bool
+    var isCONNECT: Bool
+}
+
+enum RequestParse: Equatable {
+    case complete(RequestHead), incomplete, error(HTTPParseError)
+}
+
+/// A parsed response head: offsets into the buffer given to `parseResponseHead`.
+struct ResponseHead: Equatable {
+    var status: Int
+    var version: HTTPVersion
+    var headLength: Int
+    var fieldCount: Int
+    var contentLength: Int64?
+    var chunked: Bool
+    var keepAlive: Bool
+    /// Upgrade lists `websocket`.
+    var upgradeWebSocket: Bool
+}
+
+enum ResponseParse: Equatable {
+    case complete(ResponseHead), incomplete, error(HTTPParseError)
+}
+
+/// What body follows a response (RFC 9112 section 6.3).
+enum ResponseBody: Equatable {
+    case none, contentLength(Int64), chunked, untilClose
+}
+
+/// The body of a response to a request: none after HEAD and for 1xx, 204 and 304, else as its
+/// framing fields say, and until the connection closes when they say nothing.
+func responseBody(_ head: ResponseHead, requestWasHEAD: Bool) -> ResponseBody {
+    if requestWasHEAD || (head.status >= 100 && head.status < 200) || head.status == 204 || head.status == 304 {
+        return .none
+    }
+    if head.chunked { return .chunked }
+    if let length = head.contentLength { return .contentLength(length) }
+    return .untilClose
+}
+
+// MARK: - Request
+
+/// Empty lines skipped before a request line (RFC 9112 2.2 asks for at least one).
+private let maxLeadingEmptyLines = 4
+
+/// Parses the request head at the start of `buffer` (picohttpparser style: a pure function over
+/// the bytes read so far, called again from the start when more arrive). Field lines are written
+/// to `fields`, which must hold `limits.maxHeaderFields` entries. Refuses as soon as the bytes
+/// seen cannot start a valid head, including a request line or head already over its limit.
+func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePointer<HeaderField>, limits: HTTPLimits) -> RequestParse {
+    typealias B = HTTPBytes
+    let n = buffer.count
+    var i = 0
+    var skipped = 0
+    while i < n && skipped < maxLeadingEmptyLines && buffer[i] == B.cr {
+        guard i + 1 < n else { return .incomplete }
+        guard buffer[i + 1] == B.lf else { return .error(.badRequest(.bareLineFeed)) }
+        i += 2
+        skipped += 1
+    }
+
+    // Request line, scanned no further than its longest allowed form plus CRLF.
+    let lineStart = i
+    let end = n - lineStart - 2 > limits.requestLineBytes ? lineStart + limits.requestLineBytes + 2 : n
+    /// Out of bytes inside the request line: too long already, or wait for more.
+    func outOfLine() -> RequestParse {
+        var seen = end - lineStart
+        if seen > 0 && buffer[end - 1] == B.cr { seen -= 1 }
+        if seen > limits.requestLineBytes { return .error(.uriTooLong) }
+        return end >= limits.headerBytes ? .error(.headersTooLarge) : .incomplete
+    }
+
+    while i < end && B.isTchar(buffer[i]) { i += 1 }
+    guard i < end else { return outOfLine() }
+    if buffer[i] != B.sp {
+        if buffer[i] == B.lf { return .error(.badRequest(.bareLineFeed)) }
+        if buffer[i] == B.cr || i == lineStart { return .error(.badRequest(.malformedRequestLine)) }
+        return .error(.badRequest(.invalidMethod))
+    }
+    guard i > lineStart else { return .error(.badRequest(.malformedRequestLine)) }
+    let method = ByteRange(start: lineStart, end: i)
+
+    i += 1
+    let targetStart = i
+    while i + 8 <= end && !B.hasNonVisibleByte(buffer.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+    while i < end && B.isVisible(buffer[i]) { i += 1 }
+    guard i < end else { return outOfLine() }
+    if buffer[i] != B.sp {
+        if buffer[i] == B.lf { return .error(.badRequest(.bareLineFeed)) }
+        if buffer[i] == B.cr { return .error(.badRequest(.malformedRequestLine)) }
+        return .error(.badRequest(.invalidTarget))
+    }
+    guard i > targetStart else { return .error(.badRequest(.malformedRequestLine)) }
+    let target = ByteRange(start: targetStart, end: i)
+
+    i += 1
+    var version = HTTPVersion.http11
+    var unsupported = false  // refused once the line is known to be well-formed
+    switch matchVersion(buffer, at: i, end: end) {
+    case .incomplete: return outOfLine()
+    case .malformed: return .error(.badRequest(.malformedRequestLine))
+    case .unsupported: unsupported = true
+    case .version(let v): version = v
+    }
+    i += 8
+    guard i < end else { return outOfLine() }
+    if buffer[i] != B.cr {
+        return .error(.badRequest(buffer[i] == B.lf ? .bareLineFeed : .malformedRequestLine))
+    }
+    guard i + 1 < end else { return outOfLine() }
+    guard buffer[i + 1] == B.lf else { return .error(.badRequest(.bareLineFeed)) }
+    if unsupported { return .error(.versionNotSupported) }
+    i += 2
+
+    var summary = FieldSummary()
+    switch scanFields(buffer, from: i, fields: fields, limits: limits, summary: &summary) {
+    case .incomplete?: return .incomplete
+    case .refused(let error)?: return .error(error)
+    case nil: break
+    }
+
+    if version == .http11 && summary.hostCount == 0 { return .error(.badRequest(.missingHost)) }
+    if summary.hostCount > 1 { return .error(.badRequest(.multipleHosts)) }
+    if summary.transferEncodingFields > 0 {
+        if version == .http10 { return .error(.badRequest(.transferEncodingInHTTP10)) }
+        if summary.contentLength != nil { return .error(.badRequest(.contentLengthWithTransferEncoding)) }
+        if summary.emptyTransferEncoding { return .error(.badRequest(.invalidTransferEncoding)) }
+        if !summary.transferEncodingIsChunked { return .error(.notImplemented) }
+    }
+
+    return .complete(RequestHead(
+        method: method,
+        target: target,
+        version: version,
+        headLength: summary.headLength,
+        fieldCount: summary.fieldCount,
+        contentLength: summary.contentLength,
+        chunked: summary.transferEncodingFields > 0,
+        keepAlive: summary.keepAlive(version),
+        expectContinue: version == .http11 && summary.expectContinue,
+        host: summary.hostCount == 1 ? summary.host : nil,
+        authorization: summary.authorizationCount == 1 ? summary.authorization : nil,
+        authorizationCount: summary.authorizationCount,
+        upgradeWebSocket: summary.upgradeWebSocket && summary.connectionUpgrade,
+        isHEAD: B.equals(buffer, method, "HEAD"),
+        isCONNECT: B.equals(buffer, method, "CONNECT")))
+}
+
+// MARK: - Response
+
+/// Parses the response head at the start of `buffer`: status line `HTTP/1.x SP 3DIGIT [SP
+/// reason] CRLF`, then field lines under the same rules as requests. A response with both
+/// Content-Length and Transfer-Encoding, or with a coding other than exactly `chunked`, is
+/// refused (the gateway answers 502 for it).
+func parseResponseHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePointer<HeaderField>, limits: HTTPLimits) -> ResponseParse {
+    typealias B = HTTPBytes
+    let n = buffer.count
+    let end = min(n, limits.headerBytes)
+    func outOfHead() -> ResponseParse { end == limits.headerBytes ? .error(.headersTooLarge) : .incomplete }
+    let malformed = ResponseParse.error(.badRequest(.malformedStatusLine))
+
+    let version: HTTPVersion
+    switch matchVersion(buffer, at: 0, end: end) {
+    case .incomplete: return outOfHead()
+    case .malformed: return malformed
+    case .unsupported: return .error(.versionNotSupported)
+    case .version(let v): version = v
+    }
+    // SP and three digits, the first 1-9; a wrong byte is refused as soon as it is buffered.
+    var i = 8
+    var status = 0
+    while i < 12 {
+        guard i < end else { return outOfHead() }
+        let b = buffer[i]
+        switch i {
+        case 8: guard b == B.sp else { return malformed }
+        case 9: guard b &- 0x31 < 9 else { return malformed }
+        default: guard B.isDigit(b) else { return malformed }
+        }
+        if i > 8 { status = status * 10 + Int(b &- 0x30) }
+        i += 1
+    }
+    guard i < end else { return outOfHead() }
+    if buffer[i] == B.sp {
+        i += 1
+        while i < end && B.isFieldValueByte(buffer[i]) { i += 1 }
+        guard i < end else { return outOfHead() }
+    }
+    if buffer[i] != B.cr { return .error(.badRequest(buffer[i] == B.lf ? .bareLineFeed : .malformedStatusLine)) }
+    guard i + 1 < end else { return outOfHead() }
+    guard buffer[i + 1] == B.lf else { return .error(.badRequest(.bareLineFeed)) }
+    i += 2
+
+    var summary = FieldSummary()
+    switch scanFields(buffer, from: i, fields: fields, limits: limits, summary: &summary) {
+    case .incomplete?: return .incomplete
+    case .refused(let error)?: return .error(error)
+    case nil: break
+    }
+    if summary.transferEncodingFields > 0 {
+        if version == .http10 { return .error(.badRequest(.transferEncodingInHTTP10)) }
+        if summary.contentLength != nil { return .error(.badRequest(.contentLengthWithTransferEncoding)) }
+        if !summary.transferEncodingIsChunked { return .error(.badRequest(.invalidTransferEncoding)) }
+    }
+    return .complete(ResponseHead(
+        status: status,
+        version: version,
+        headLength: summary.headLength,
+        fieldCount: summary.fieldCount,
+        contentLength: summary.contentLength,
+        chunked: summary.transferEncodingFields > 0,
+        keepAlive: summary.keepAlive(version),
+        upgradeWebSocket: summary.upgradeWebSocket))
+}
+
+// MARK: - Shared pieces
+
+private enum VersionMatch: Equatable {
+    case version(HTTPVersion), unsupported, malformed, incomplete
+}
+
+/// Matches `HTTP/` DIGIT `.` DIGIT at `at` (case-sensitive, RFC 9112 2.3), refusing a wrong byte
+/// as soon as it is buffered.
+@inline(__always)
+private func matchVersion(_ buffer: UnsafeRawBufferPointer, at start: Int, end: Int) -> VersionMatch {
+    let prefix: StaticString = "HTTP/"
+    let ok = prefix.withUTF8Buffer { p -> Bool? in
+        var k = 0
+        while k < 5 {
+            guard start + k < end else { return nil }
+            if buffer[start + k] != p[k] { return false }
+            k += 1
+        }
+        return true
+    }
+    guard let ok else { return .incomplete }
+    guard ok else { return .malformed }
+    guard start + 5 < end else { return .incomplete }
+    let major = buffer[start + 5]
+    guard HTTPBytes.isDigit(major) else { return .malformed }
+    guard start + 6 < end else { return .incomplete }
+    guard buffer[start + 6] == UInt8(ascii: ".") else { return .malformed }
+    guard start + 7 < end else { return .incomplete }
+    let minor = buffer[start + 7]
+    guard HTTPBytes.isDigit(minor) else { return .malformed }
+    guard major == UInt8(ascii: "1") else { return .unsupported }
+    switch minor {
+    case UInt8(ascii: "1"): return .version(.http11)
+    case UInt8(ascii: "0"): return .version(.http10)
+    default: return .unsupported
+    }
+}
+
+/// What the field lines said about framing and the connection, gathered in one pass.
+private struct FieldSummary {
+    var headLength = 0
+    var fieldCount = 0
+    var contentLength: Int64?
+    var transferEncodingFields = 0
+    var transferEncodingTokens = 0
+    /// The first Transfer-Encoding element is `chunked`.
+    var firstCodingIsChunked = false
+    /// A Transfer-Encoding field without any element.
+    var emptyTransferEncoding = false
+    var hostCount = 0
+    var host: ByteRange?
+    var authorizationCount = 0
+    var authorization: ByteRange?
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var connectionUpgrade = false
+    var upgradeWebSocket = false
+    var expectContinue = false
+
+    /// Exactly one coding in all Transfer-Encoding fields together, and it is `chunked`.
+    var transferEncodingIsChunked: Bool { transferEncodingTokens == 1 && firstCodingIsChunked && !emptyTransferEncoding }
+
+    func keepAlive(_ version: HTTPVersion) -> Bool {
+        if connectionClose { return false }
+        return version == .http11 || connectionKeepAlive
+    }
+}
+
+/// Why `scanFields` stopped early.
+private enum FieldScanStop {
+    case incomplete
+    case refused(HTTPParseError)
+}
+
+/// Scans field lines from `start` to the empty line ending the head, storing each in `fields`
+/// and noting the ones that matter for framing; nil when the head is complete.
+private func scanFields(_ buffer: UnsafeRawBufferPointer, from start: Int, fields: UnsafeMutablePointer<HeaderField>,
+                        limits: HTTPLimits, summary: inout FieldSummary) -> FieldScanStop? {
+    typealias B = HTTPBytes
+    let end = min(buffer.count, limits.headerBytes)
+    // Running out of bytes at `end` when `end` is the limit means the head is longer than it.
+    let outOfHead: FieldScanStop = end == limits.headerBytes ? .refused(.headersTooLarge) : .incomplete
+    var i = start
+    while true {
+        guard i < end else { return outOfHead }
+        var b = buffer[i]
+        if b == B.cr {
+            guard i + 1 < end else { return outOfHead }
+            guard buffer[i + 1] == B.lf else { return .refused(.badRequest(.bareLineFeed)) }
+            summary.headLength = i + 2
+            return nil
+        }
+        if b == B.lf { return .refused(.badRequest(.bareLineFeed)) }
+        if B.isOWS(b) { return .refused(.badRequest(.obsFold)) }
+
+        let nameStart = i
+        while i < end && B.isTchar(buffer[i]) { i += 1 }
+        guard i < end else { return outOfHead }
+        b = buffer[i]
+        if b != B.colon {
+            if b == B.lf { return .refused(.badRequest(.bareLineFeed)) }
+            if B.isOWS(b) { return .refused(.badRequest(.spaceBeforeColon)) }
+            return .refused(.badRequest(.invalidHeaderName))
+        }
+        if i == nameStart { return .refused(.badRequest(.invalidHeaderName)) }
+        let name = ByteRange(start: nameStart, end: i)
+        i += 1
+
+        while i < end && B.isOWS(buffer[i]) { i += 1 }
+        let valueStart = i
+        while true {
+            while i + 8 <= end && !B.hasControlByte(buffer.loadUnaligned(fromByteOffset: i, as: UInt64.self)) { i += 8 }
+            while i < end && B.isFieldValueByte(buffer[i]) { i += 1 }
+            guard i < end else { return outOfHead }
+            b = buffer[i]
+            if b == B.cr { break }
+            return .refused(.badRequest(b == B.lf ? .bareLineFeed : .invalidHeaderValue))
+        }
+        guard i + 1 < end else { return outOfHead }
+        guard buffer[i + 1] == B.lf else { return .refused(.badRequest(.bareLineFeed)) }
+        var valueEnd = i
+        while valueEnd > valueStart && B.isOWS(buffer[valueEnd - 1]) { valueEnd -= 1 }
+        let value = ByteRange(start: valueStart, end: valueEnd)
+        i += 2
+
+        guard summary.fieldCount < limits.maxHeaderFields else { return .refused(.headersTooLarge) }
+        fields[summary.fieldCount] = HeaderField(name: name, value: value)
+        summary.fieldCount += 1
+        if let error = note(buffer, name: name, value: value, in: &summary) { return .refused(error) }
+    }
+}
+
+/// Records a field that bears on framing, routing or the connection. Names are told apart by
+/// length first, so most fields cost one switch.
+@inline(__always)
+private func note(_ buffer: UnsafeRawBufferPointer, name: ByteRange, value: ByteRange, in s: inout FieldSummary) -> HTTPParseError? {
+    typealias B = HTTPBytes
+    switch name.count {
+    case 4 where B.equalsIgnoringCase(buffer, name, "host"):
+        s.hostCount += 1
+        s.host = value
+    case 6 where B.equalsIgnoringCase(buffer, name, "expect"):
+        if B.equalsIgnoringCase(buffer, value, "100-continue") { s.expectContinue = true }
+    case 7 where B.equalsIgnoringCase(buffer, name, "upgrade"):
+        if B.listContains(buffer, value, "websocket") { s.upgradeWebSocket = true }
+    case 10 where B.equalsIgnoringCase(buffer, name, "connection"):
+        var tokens = TokenList(buffer, value)
+        while let t = tokens.next() {
+            if B.equalsIgnoringCase(buffer, t, "close") { s.connectionClose = true }
+            else if B.equalsIgnoringCase(buffer, t, "keep-alive") { s.connectionKeepAlive = true }
+            else if B.equalsIgnoringCase(buffer, t, "upgrade") { s.connectionUpgrade = true }
+        }
+    case 13 where B.equalsIgnoringCase(buffer, name, "authorization"):
+        s.authorizationCount += 1
+        s.authorization = value
+    case 14 where B.equalsIgnoringCase(buffer, name, "content-length"):
+        guard let length = B.parseContentLength(buffer, value) else { return .badRequest(.invalidContentLength) }
+        if let previous = s.contentLength, previous != length { return .badRequest(.invalidContentLength) }
+        s.contentLength = length
+    case 17 where B.equalsIgnoringCase(buffer, name, "transfer-encoding"):
+        s.transferEncodingFields += 1
+        var tokens = TokenList(buffer, value)
+        var count = 0
+        while let t = tokens.next() {
+            if s.transferEncodingTokens == 0 { s.firstCodingIsChunked = B.equalsIgnoringCase(buffer, t, "chunked") }
+            s.transferEncodingTokens += 1
+            count += 1
+        }
+        if count == 0 { s.emptyTransferEncoding = true }
+    default:
+        break
+    }
+    return nil
+}

@@ -1,0 +1,219 @@
+import CGatewayShims
+import Glibc
+
+/// How the bytes of a message body are delimited on the wire.
+enum BodyFraming {
+    case none
+    case length(Int64)
+    case chunked(ChunkedDecoder)
+    /// Response body delimited by the upstream closing the connection.
+    case untilClose
+}
+
+/// One connection to an upstream, owned by one loop: the HTTP/1.1 client side of an exchange.
+/// Idle ones wait in their `UpstreamPool`; an active one belongs to exactly one client connection.
+final class UpstreamConnection {
+    enum Phase {
+        case connecting
+        case idle
+        case active
+        case closed
+    }
+
+    let fd: Int32
+    let generation: UInt32
+    unowned let pool: UpstreamPool
+    var phase: Phase
+    var input: ByteBuffer?
+    var output: ByteBuffer?
+    /// The client whose request this connection carries (strong only while active).
+    var client: ClientConnection?
+    /// Taken from the pool rather than freshly connected (a dead one may be retried once).
+    var reused = false
+    var idleSince: UInt64 = 0
+
+    // The exchange in flight.
+    var requestBody: BodyFraming = .none
+    var requestComplete = false
+    /// Bytes of the request head at the front of `output`, kept until the answer starts so a
+    /// bodyless idempotent request can be replayed on a fresh connection.
+    var requestHeadLength = 0
+    var responseHeadDone = false
+    var responseBody: BodyFraming = .none
+    var responseKeepAlive = true
+    var responseStarted = false
+    /// Set when the upstream sent anything for this exchange (a retry is no longer safe).
+    var gotBytes = false
+    var eof = false
+    var requestBodyBytes: Int64 = 0
+    var maxRequestBody: Int64 = .max
+    /// The client speaks HTTP/1.1 (chunked may be used toward it).
+    var chunkedToClient = false
+    /// The client asked for a WebSocket upgrade.
+    var tunnelRequested = false
+
+    init(fd: Int32, generation: UInt32, pool: UpstreamPool, phase: Phase) {
+        self.fd = fd
+        self.generation = generation
+        self.pool = pool
+        self.phase = phase
+    }
+
+    /// Resets per-exchange state for a new request.
+    func beginExchange(client: ClientConnection) {
+        self.client = client
+        phase = phase == .connecting ? .connecting : .active
+        requestBody = .none
+        requestComplete = false
+        requestHeadLength = 0
+        responseHeadDone = false
+        responseBody = .none
+        responseKeepAlive = true
+        responseStarted = false
+        gotBytes = false
+        eof = false
+        requestBodyBytes = 0
+        chunkedToClient = false
+        tunnelRequested = false
+    }
+
+    /// Writes as much of `output` as the socket takes. Returns false on a write error.
+    @inline(__always)
+    func flush() -> Bool {
+        guard var out = output, !out.isEmpty else { return true }
+        defer { output = out }
+        while !out.isEmpty {
+            let r: IOResult
+            do {
+                r = try Syscall.write(fd, out.base + out.readerIndex, out.readableBytes)
+            } catch {
+                return false
+            }
+            switch r {
+            case let .bytes(n):
+                // Keep the head bytes readable for a replay until the answer starts.
+                out.readerIndex += n
+                if out.readerIndex == out.writerIndex && (requestHeadLength == 0 || gotBytes) {
+                    out.readerIndex = 0
+                    out.writerIndex = 0
+                }
+            case .wouldBlock, .eof:
+                return true
+            }
+        }
+        return true
+    }
+
+    /// Reads once into `input`. nil on error.
+    @inline(__always)
+    func readOnce() -> IOResult? {
+        guard var inp = input else { return nil }
+        defer { input = inp }
+        if inp.writableBytes == 0 { inp.compact() }
+        guard inp.writableBytes > 0 else { return .wouldBlock }
+        do {
+            let r = try Syscall.read(fd, inp.base + inp.writerIndex, inp.writableBytes)
+            if case let .bytes(n) = r {
+                inp.writerIndex += n
+                gotBytes = true
+                if requestHeadLength > 0 {
+                    // The answer has started: the kept request head can go.
+                    requestHeadLength = 0
+                    if var out = output, out.readerIndex == out.writerIndex {
+                        out.readerIndex = 0
+                        out.writerIndex = 0
+                        output = out
+                    }
+                }
+            }
+            if case .eof = r { eof = true }
+            return r
+        } catch {
+            return nil
+        }
+    }
+
+    /// Rewinds `output` to the kept request head, for a replay on another connection.
+    var keptRequestHead: UnsafeRawBufferPointer? {
+        guard let out = output, requestHeadLength > 0 else { return nil }
+        return UnsafeRawBufferPointer(start: out.base, count: requestHeadLength)
+    }
+}
+
+/// Keep-alive connections to one upstream, owned by one loop: at most `maxIdle` kept, each for
+/// at most `idleTimeout`; a connection the upstream closed while idle is dropped when noticed.
+final class UpstreamPool {
+    let address: SocketAddress
+    let name: String
+    unowned let worker: Worker
+    private var idle: [UpstreamConnection] = []
+    var maxIdle: Int
+    var idleTimeoutMs: UInt64
+
+    init(address: SocketAddress, name: String, worker: Worker, maxIdle: Int, idleTimeoutMs: UInt64) {
+        self.address = address
+        self.name = name
+        self.worker = worker
+        self.maxIdle = maxIdle
+        self.idleTimeoutMs = idleTimeoutMs
+    }
+
+    var idleCount: Int { idle.count }
+
+    /// An idle connection (most recently used first) or a new one being connected.
+    func acquire() throws(SystemError) -> UpstreamConnection {
+        while let u = idle.popLast() {
+            if u.phase == .idle {
+                u.reused = true
+                u.phase = .active
+                worker.loop.setInterest(u.fd, 0)
+                return u
+            }
+        }
+        return try connectNew()
+    }
+
+    func connectNew() throws(SystemError) -> UpstreamConnection {
+        let fd = try Socket.connect(address)
+        let gen = worker.loop.generation(of: fd) &+ 1
+        let u = UpstreamConnection(fd: fd, generation: gen, pool: self, phase: .connecting)
+        let registered = worker.loop.register(fd, events: UInt32(EPOLLOUT.rawValue), handler: .upstream(u))
+        precondition(registered == gen)
+        return u
+    }
+
+    /// Takes back a connection whose exchange ended cleanly.
+    func release(_ u: UpstreamConnection) {
+        u.client = nil
+        if let b = u.input { worker.buffers.release(b); u.input = nil }
+        if let b = u.output { worker.buffers.release(b); u.output = nil }
+        guard idle.count < maxIdle, !worker.draining else { close(u); return }
+        u.phase = .idle
+        u.idleSince = worker.loop.now
+        // Readable while idle means the upstream closed it (or sent garbage): drop it then.
+        worker.loop.setInterest(u.fd, UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+        idle.append(u)
+    }
+
+    func close(_ u: UpstreamConnection) {
+        guard u.phase != .closed else { return }
+        u.phase = .closed
+        u.client = nil
+        if let b = u.input { worker.buffers.release(b); u.input = nil }
+        if let b = u.output { worker.buffers.release(b); u.output = nil }
+        worker.loop.unregister(u.fd)
+        Syscall.close(u.fd)
+        if let i = idle.firstIndex(where: { $0 === u }) { idle.remove(at: i) }
+    }
+
+    /// Closes idle connections past their idle timeout (called about once a second).
+    func sweep(now: UInt64) {
+        let expired = idle.filter { now - $0.idleSince >= idleTimeoutMs || $0.phase != .idle }
+        for u in expired { close(u) }
+    }
+
+    func closeAll() {
+        for u in idle { close(u) }
+        idle.removeAll()
+    }
+}

@@ -1,0 +1,68 @@
+import TokenCore
+
+/// The fields of one access-log line, gathered while a request is handled. Byte arrays keep
+/// their capacity between requests, so filling them allocates nothing once warm. Holds no token,
+/// password or secret: only method, path (without the query, which may carry secrets), user,
+/// request id, status, bytes and the rule a token failed on.
+struct AccessLogEntry {
+    private(set) var methodBytes: [UInt8] = []
+    private(set) var pathBytes: [UInt8] = []
+    private(set) var userBytes: [UInt8] = []
+    private(set) var requestID: [UInt8] = []
+    var status = 0
+    var bytes: Int64 = 0
+    var rule: BearerFailureRule?
+
+    static let maxField = 256
+
+    mutating func reset() {
+        methodBytes.removeAll(keepingCapacity: true)
+        pathBytes.removeAll(keepingCapacity: true)
+        userBytes.removeAll(keepingCapacity: true)
+        requestID.removeAll(keepingCapacity: true)
+        status = 0
+        bytes = 0
+        rule = nil
+    }
+
+    mutating func method(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &methodBytes) }
+    mutating func method(_ s: StaticString) {
+        Self.copy(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), into: &methodBytes)
+    }
+
+    /// The path up to `?`: query strings are not logged.
+    mutating func path(_ target: UnsafeRawBufferPointer) {
+        var end = 0
+        while end < target.count && target[end] != UInt8(ascii: "?") { end += 1 }
+        Self.copy(UnsafeRawBufferPointer(rebasing: target[0..<end]), into: &pathBytes)
+    }
+
+    mutating func user(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &userBytes) }
+    mutating func requestID(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &requestID) }
+
+    private static func copy(_ b: UnsafeRawBufferPointer, into a: inout [UInt8]) {
+        a.removeAll(keepingCapacity: true)
+        // Printable ASCII only (values are already validated; this keeps log lines one line).
+        for c in b.prefix(maxField) { a.append(c > 0x20 && c < 0x7F ? c : UInt8(ascii: "?")) }
+    }
+
+    /// Appends the line: `<unix time> <peer> <method> <path> <status> <bytes> <ms>ms user=<u> rid=<id> [rule=<r>]`.
+    func write(to out: inout [UInt8], unixTime: Int64, peer: PeerAddress, durationMs: Int64) {
+        func add(_ s: String) { out.append(contentsOf: s.utf8) }
+        func add(_ b: [UInt8]) { if b.isEmpty { out.append(UInt8(ascii: "-")) } else { out.append(contentsOf: b) } }
+        add(String(unixTime)); out.append(0x20)
+        add(peer.text); out.append(0x20)
+        add(methodBytes); out.append(0x20)
+        add(pathBytes); out.append(0x20)
+        add(String(status)); out.append(0x20)
+        add(String(bytes)); out.append(0x20)
+        add(String(durationMs)); add("ms user=")
+        add(userBytes); add(" rid=")
+        add(requestID)
+        if let rule {
+            add(" rule=")
+            if let t = rule.tokenError { add(t.rule) } else if let s = rule.text { add(s.description) }
+        }
+        out.append(0x0A)
+    }
+}

@@ -1,0 +1,132 @@
+/// A fixed-capacity byte buffer with a read and a write index, memory from a `BufferPool`.
+///
+/// Not copy-on-write and not reference counted: it is a view of pool memory owned by exactly one
+/// connection at a time, returned with `BufferPool.release` when the connection goes idle.
+struct ByteBuffer {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    var readerIndex = 0
+    var writerIndex = 0
+
+    init(base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    @inline(__always) var readableBytes: Int { writerIndex - readerIndex }
+    @inline(__always) var writableBytes: Int { capacity - writerIndex }
+    @inline(__always) var isEmpty: Bool { readerIndex == writerIndex }
+
+    /// The unread bytes.
+    @inline(__always)
+    var readable: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + readerIndex, count: readableBytes) }
+
+    @inline(__always)
+    var writable: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base + writerIndex, count: writableBytes) }
+
+    @inline(__always)
+    mutating func consume(_ n: Int) {
+        readerIndex += n
+        if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
+    }
+
+    /// Moves unread bytes to the front so the whole tail is writable.
+    mutating func compact() {
+        guard readerIndex > 0 else { return }
+        let n = readableBytes
+        if n > 0 { base.copyMemory(from: base + readerIndex, byteCount: n) }
+        readerIndex = 0
+        writerIndex = n
+    }
+
+    /// Appends bytes; false (and nothing written) when they do not fit.
+    @inline(__always)
+    @discardableResult
+    mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count <= writableBytes else { return false }
+        if !bytes.isEmpty { (base + writerIndex).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        writerIndex += bytes.count
+        return true
+    }
+
+    @inline(__always)
+    @discardableResult
+    mutating func append(_ s: StaticString) -> Bool {
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    @inline(__always)
+    @discardableResult
+    mutating func append(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    @inline(__always)
+    mutating func append(byte: UInt8) -> Bool {
+        guard writerIndex < capacity else { return false }
+        base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)
+        writerIndex += 1
+        return true
+    }
+
+    /// Appends a decimal number.
+    @discardableResult
+    mutating func append(decimal value: Int64) -> Bool {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes of scratch
+        return withUnsafeMutableBytes(of: &digits) { scratch -> Bool in
+            var v = value.magnitude
+            var i = scratch.count
+            repeat {
+                i -= 1
+                scratch[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            if value < 0 { i -= 1; scratch[i] = UInt8(ascii: "-") }
+            return append(UnsafeRawBufferPointer(rebasing: scratch[i...]))
+        }
+    }
+
+    /// Appends a lower-case hexadecimal number (chunk sizes).
+    @discardableResult
+    mutating func append(hex value: Int) -> Bool {
+        let digits: StaticString = "0123456789abcdef"
+        var v = UInt(value), shift = 0
+        while v >> (shift + 4) != 0 { shift += 4 }
+        guard shift / 4 + 1 <= writableBytes else { return false }
+        while shift >= 0 {
+            _ = append(byte: digits.utf8Start[Int(v >> UInt(shift) & 15)])
+            shift -= 4
+        }
+        return true
+    }
+}
+
+/// Per-loop free list of fixed-size buffers: a connection takes one when it has bytes to hold
+/// and gives it back when it goes idle, so an idle keep-alive connection holds no buffer at all.
+/// Owned by one loop thread; never shared.
+final class BufferPool {
+    let bufferSize: Int
+    private var free: [UnsafeMutableRawPointer] = []
+    private let maxFree: Int
+    private(set) var outstanding = 0
+
+    init(bufferSize: Int, maxFree: Int = 1024) {
+        self.bufferSize = bufferSize
+        self.maxFree = maxFree
+    }
+
+    deinit { for p in free { p.deallocate() } }
+
+    @inline(__always)
+    func take() -> ByteBuffer {
+        outstanding += 1
+        let base = free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
+        return ByteBuffer(base: base, capacity: bufferSize)
+    }
+
+    @inline(__always)
+    func release(_ buffer: ByteBuffer) {
+        outstanding -= 1
+        if free.count < maxFree { free.append(buffer.base) } else { buffer.base.deallocate() }
+    }
+}

@@ -1,0 +1,166 @@
+import CGatewayShims
+import Glibc
+import Synchronization
+
+/// What a registered descriptor is, switched over in one place (`Worker.dispatch`).
+enum LoopHandler {
+    case listener
+    case wakeup
+    case client(ClientConnection)
+    case upstream(UpstreamConnection)
+}
+
+/// One epoll instance, owned by one thread: level-triggered registrations, a generation number
+/// packed beside each fd in `epoll_event.data.u64` (events for a closed-and-reused fd are
+/// dropped), an eventfd to wake it from other threads, and a timer heap for every deadline.
+final class EventLoop {
+    let epfd: Int32
+    private let wakeFD: Int32
+    private var handlers: [LoopHandler?] = []
+    private var generations: [UInt32] = []
+    private var interests: [UInt32] = []
+    private var timers = TimerHeap()
+    private let events: UnsafeMutableRawPointer
+    private let maxEvents = 512
+    private let eventSize = gw_epoll_event_size()
+
+    /// Work handed in from other threads (worker pool results, shutdown), run on this loop.
+    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let wakePending = Atomic<Bool>(false)
+
+    /// Monotonic milliseconds, read once per loop iteration.
+    private(set) var now: UInt64 = 0
+    /// Unix seconds, read once per loop iteration (token expiry checks).
+    private(set) var unixNow: Int64 = 0
+
+    init() throws {
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw SystemError(call: "epoll_create1", errno: errno) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else { throw SystemError(call: "eventfd", errno: errno) }
+        events = .allocate(byteCount: eventSize * maxEvents, alignment: 8)
+        updateClock()
+        _ = register(wakeFD, events: UInt32(EPOLLIN.rawValue), handler: .wakeup)
+    }
+
+    deinit {
+        events.deallocate()
+        Syscall.close(wakeFD)
+        Syscall.close(epfd)
+    }
+
+    func updateClock() {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        now = UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+        clock_gettime(CLOCK_REALTIME, &ts)
+        unixNow = Int64(ts.tv_sec)
+    }
+
+    // MARK: registrations
+
+    /// Registers `fd` with an interest mask; returns its generation.
+    @discardableResult
+    func register(_ fd: Int32, events mask: UInt32, handler: LoopHandler) -> UInt32 {
+        let i = Int(fd)
+        if i >= handlers.count {
+            let n = max(i + 1, handlers.count * 2, 64)
+            handlers.append(contentsOf: repeatElement(nil, count: n - handlers.count))
+            generations.append(contentsOf: repeatElement(0, count: n - generations.count))
+            interests.append(contentsOf: repeatElement(0, count: n - interests.count))
+        }
+        generations[i] &+= 1
+        handlers[i] = handler
+        interests[i] = mask
+        let rc = gw_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32)
+        precondition(rc == 0, "epoll_ctl ADD failed for fd \(fd): errno \(errno)")
+        return generations[i]
+    }
+
+    /// Changes the interest mask, with a syscall only when it actually changes.
+    @inline(__always)
+    func setInterest(_ fd: Int32, _ mask: UInt32) {
+        let i = Int(fd)
+        guard interests[i] != mask else { return }
+        interests[i] = mask
+        _ = gw_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32)
+    }
+
+    /// Forgets `fd` (before it is closed); pending events and timers for it become stale.
+    func unregister(_ fd: Int32) {
+        let i = Int(fd)
+        guard i < handlers.count, handlers[i] != nil else { return }
+        _ = gw_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        handlers[i] = nil
+        generations[i] &+= 1
+        interests[i] = 0
+    }
+
+    /// The generation `fd` has now (0 for a descriptor never registered).
+    @inline(__always)
+    func generation(of fd: Int32) -> UInt32 { Int(fd) < generations.count ? generations[Int(fd)] : 0 }
+
+    @inline(__always)
+    func handler(_ fd: Int32, generation: UInt32) -> LoopHandler? {
+        let i = Int(fd)
+        guard i < handlers.count, generations[i] == generation else { return nil }
+        return handlers[i]
+    }
+
+    // MARK: timers
+
+    func schedule(at time: UInt64, fd: Int32, generation: UInt32) {
+        timers.push(.init(time: time, fd: fd, generation: generation))
+    }
+
+    /// The next timer entry due now, if any.
+    @inline(__always)
+    func popDueTimer() -> TimerHeap.Entry? { timers.popDue(now) }
+
+    var timerCount: Int { timers.count }
+
+    // MARK: waiting
+
+    /// Waits for events (at most until the earliest timer or `maxWaitMs`), then calls `body`
+    /// for each with its handler; stale events are skipped.
+    @inline(__always)
+    func wait(maxWaitMs: Int32, _ body: (LoopHandler, Int32, UInt32) -> Void) {
+        var timeout = maxWaitMs
+        if let t = timers.earliest {
+            timeout = t <= now ? 0 : Int32(min(UInt64(maxWaitMs), t - now))
+        }
+        let n = gw_epoll_wait(epfd, events, Int32(maxEvents), timeout)
+        updateClock()
+        guard n > 0 else { return }
+        for k in 0..<Int(n) {
+            let data = gw_epoll_event_data(events, Int32(k))
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+            let gen = UInt32(truncatingIfNeeded: data >> 32)
+            guard let h = handler(fd, generation: gen) else { continue }
+            body(h, fd, gw_epoll_event_events(events, Int32(k)))
+        }
+    }
+
+    // MARK: cross-thread
+
+    /// Runs `task` on this loop's thread soon. Safe from any thread.
+    func execute(_ task: @escaping @Sendable () -> Void) {
+        inbox.withLock { $0.append(task) }
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Drains the eventfd and runs queued tasks (called on the loop thread for `.wakeup`).
+    func runInbox() {
+        var value: UInt64 = 0
+        _ = Glibc.read(wakeFD, &value, 8)
+        wakePending.store(false, ordering: .releasing)
+        let tasks = inbox.withLock { q -> [@Sendable () -> Void] in
+            defer { q.removeAll(keepingCapacity: true) }
+            return q
+        }
+        for t in tasks { t() }
+    }
+}

@@ -1,0 +1,67 @@
+import TokenCore
+
+/// Everything a request reads that a reload may replace: configuration, routes with resolved
+/// upstreams, keys. Immutable; a reload builds a new one and every worker swaps it in whole
+/// between events, so a request sees one snapshot from start to end.
+final class GatewayState: Sendable {
+    let config: GatewayConfig
+    let routes: [CompiledRoute]
+    /// Resolved upstream addresses; routes refer to them by index.
+    let upstreams: [SocketAddress]
+    let upstreamNames: [String]
+    let ring: KeyRing
+    let policy: VerifierPolicy
+    let httpLimits: HTTPLimits
+    let listen: SocketAddress
+    /// Revocations outlive snapshots: a reload keeps the same set.
+    let revocations: RevocationSet
+
+    init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet) throws {
+        self.config = config
+        self.ring = ring
+        self.revocations = revocations
+        do {
+            listen = try SocketAddress.resolve(config.server.listen)
+        } catch {
+            throw StartupError("server.listen: \(error)")
+        }
+        var names: [String] = []
+        var addresses: [SocketAddress] = []
+        var compiled: [CompiledRoute] = []
+        for r in config.routes {
+            guard r.upstream.hasPrefix("http://") else { throw StartupError("route \(r.prefix): upstream must be http://host:port") }
+            var hostPort = String(r.upstream.dropFirst("http://".count))
+            if hostPort.hasSuffix("/") { hostPort.removeLast() }
+            let index: Int
+            if let i = names.firstIndex(of: hostPort) {
+                index = i
+            } else {
+                do {
+                    addresses.append(try SocketAddress.resolve(hostPort))
+                } catch {
+                    throw StartupError("route \(r.prefix): upstream \(r.upstream): \(error)")
+                }
+                names.append(hostPort)
+                index = names.count - 1
+            }
+            compiled.append(CompiledRoute(prefix: Array(r.prefix.utf8), upstreamIndex: index,
+                                          authRequired: r.auth == .required, forwardAuthorization: r.forwardAuthorization,
+                                          maxBodyBytes: r.maxBodyBytes ?? config.limits.bodyBytes))
+        }
+        // Longest prefix first, so the most specific route wins.
+        routes = compiled.enumerated().sorted { a, b in
+            a.element.prefix.count != b.element.prefix.count ? a.element.prefix.count > b.element.prefix.count : a.offset < b.offset
+        }.map(\.element)
+        upstreams = addresses
+        upstreamNames = names
+        policy = VerifierPolicy(issuer: config.tokens.issuer, leeway: config.tokens.leewaySeconds)
+        httpLimits = HTTPLimits(requestLineBytes: config.limits.requestLineBytes, headerBytes: config.limits.headerBytes,
+                                maxHeaderFields: config.limits.headerFields)
+    }
+}
+
+/// A configuration or environment problem found while starting or reloading.
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,222 @@
+import CGatewayShims
+import Foundation
+import Glibc
+import TokenCore
+
+/// `gateway run`: loads the configuration and keys, starts one worker thread per core (each
+/// with its own loop and listener), then waits on a signalfd: SIGHUP reloads, SIGTERM/SIGINT
+/// drain and exit 0. Nothing here is on a request path.
+final class Server: @unchecked Sendable {
+    let configPath: String
+    let environment: [String: String]
+    let log: LogWriter
+    private var workers: [Worker] = []
+    private var threads: [pthread_t] = []
+    private var state: GatewayState
+    private let revocations = RevocationSet()
+
+    init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
+        self.configPath = configPath
+        self.environment = environment
+        self.log = log
+        var env = environment
+        if demo && (env["GATEWAY_API_AUTH_PASSWORD"] ?? "").isEmpty {
+            // Demo mode: a fresh password for the example user, printed once, never stored.
+            env["GATEWAY_API_AUTH_PASSWORD"] = Crypto.hex(Crypto.randomBytes(12))
+        }
+        let loaded = try Self.loadConfig(configPath, env)
+        for w in loaded.warnings { log.submit("warning: \(w)") }
+        let ring = try Self.loadKeys(loaded.config, log: log)
+        state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations)
+        if demo { try startDemo(loaded.config, password: env["GATEWAY_API_AUTH_PASSWORD"] ?? "") }
+    }
+
+    static func loadConfig(_ path: String, _ env: [String: String]) throws -> LoadedConfig {
+        do {
+            return try ConfigLoader.load(path: path, environment: env)
+        } catch {
+            throw StartupError("\(error)")
+        }
+    }
+
+    /// The signing keys: the configured secret, else the configured JWK Set file, else a keys
+    /// file in data_dir, created with a random key on first start (mode 0600).
+    static func loadKeys(_ config: GatewayConfig, log: LogWriter) throws -> KeyRing {
+        let t = config.tokens
+        if !t.secret.isEmpty {
+            do {
+                return try KeyRing.single(secret: Array(t.secret.utf8), kid: t.kid.isEmpty ? nil : t.kid)
+            } catch {
+                throw StartupError("api.auth.jwt.secret: \(error)")
+            }
+        }
+        let path = t.keysFile.isEmpty ? (config.server.dataDir as NSString).appendingPathComponent("keys.json") : t.keysFile
+        if !FileManager.default.fileExists(atPath: path) {
+            guard t.keysFile.isEmpty else { throw StartupError("api.auth.jwt.keys_file \(path) does not exist") }
+            try KeyFile.create(path: path)
+            log.submit("created a new signing key in \(path) (mode 0600): no secret or keys file was configured")
+        }
+        return try KeyFile.read(path: path)
+    }
+
+    // MARK: running
+
+    func run() -> Int32 {
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+        // Blocked before any thread starts, so every worker inherits the mask and only the
+        // signalfd below sees them.
+        signal(SIGPIPE, SIG_IGN)
+        let sfd = signals.withUnsafeBufferPointer { gw_signalfd_for($0.baseAddress, Int32($0.count)) }
+        guard sfd >= 0 else {
+            printError("gateway: signalfd failed: errno \(errno)")
+            return 1
+        }
+        Socket.raiseFileLimit()
+        let count = state.config.server.workers > 0 ? state.config.server.workers : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        do {
+            for i in 0..<max(1, count) {
+                let w = try Worker(index: i, state: state, log: log)
+                try w.listen()
+                workers.append(w)
+            }
+        } catch {
+            printError("gateway: cannot listen on \(state.config.server.listen): \(error)")
+            return 1
+        }
+        log.submit("gateway \(Version.number) listening on \(state.config.server.listen) with \(workers.count) worker(s); routes: "
+                   + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
+        for w in workers { threads.append(Self.startThread(w)) }
+
+        var exitCode: Int32 = 0
+        var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
+        signalLoop: while true {
+            let n = poll(&pfd, 1, 1000)
+            if n <= 0 { continue }
+            let sig = gw_signalfd_read(sfd)
+            switch sig {
+            case SIGHUP:
+                reload()
+            case SIGTERM, SIGINT:
+                log.submit("signal \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): draining (at most \(state.config.server.shutdownTimeoutMs) ms)")
+                let timeout = state.config.server.shutdownTimeoutMs
+                for w in workers {
+                    let box = WorkerBox(w)
+                    w.loop.execute { box.worker.beginDrain(timeoutMs: timeout) }
+                }
+                break signalLoop
+            case -1:
+                exitCode = 1
+                break signalLoop
+            default:
+                continue
+            }
+        }
+        for t in threads { pthread_join(t, nil) }
+        log.submit("stopped")
+        log.flush()
+        return exitCode
+    }
+
+    /// Re-reads configuration and keys; swaps them in whole, or changes nothing and says why.
+    func reload() {
+        do {
+            let loaded = try Self.loadConfig(configPath, environment)
+            let ring = try Self.loadKeys(loaded.config, log: log)
+            let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations)
+            if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
+                log.submit("reload: server.listen and server.workers take effect on restart only")
+            }
+            state = next
+            for w in workers {
+                let box = WorkerBox(w), s = StateBox(next)
+                w.loop.execute { box.worker.install(s.state) }
+            }
+            for warning in loaded.warnings { log.submit("warning: \(warning)") }
+            log.submit("reloaded configuration and keys (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))")
+        } catch {
+            log.submit("reload refused, the running configuration stays: \(error)")
+        }
+    }
+
+    private static func startThread(_ w: Worker) -> pthread_t {
+        var t = pthread_t()
+        let box = Unmanaged.passRetained(WorkerBox(w)).toOpaque()
+        pthread_create(&t, nil, { raw in
+            let box = Unmanaged<WorkerBox>.fromOpaque(raw!).takeRetainedValue()
+            box.worker.run()
+            return nil
+        }, box)
+        return t
+    }
+
+    // MARK: demo
+
+    private func startDemo(_ config: GatewayConfig, password: String) throws {
+        var started = Set<String>()
+        for route in config.routes where !started.contains(route.upstream) {
+            let hostPort = String(route.upstream.dropFirst("http://".count))
+            guard hostPort.hasPrefix("127.") || hostPort.hasPrefix("localhost") else { continue }
+            try DemoUpstream.start(listen: hostPort)
+            started.insert(route.upstream)
+        }
+        let user = config.auth.username.isEmpty ? "admin" : config.auth.username
+        var lines = ["demo mode: demo upstream on \(started.sorted().joined(separator: ", "))",
+                     "demo mode: user \(user), password \(password) (generated for this run only)"]
+        if let token = try? TokenIssuer(settings: IssuerSettings(issuer: config.tokens.issuer, accessLifetime: config.tokens.accessTTLSeconds))
+            .issue(subject: user, use: .access, ring: state.ring, now: Int64(Date().timeIntervalSince1970)).token {
+            lines.append("demo mode: try  curl -H 'Authorization: Bearer \(token)' http://\(config.server.listen)/api/v3/hello")
+        }
+        for l in lines { log.submit(l) }
+    }
+}
+
+/// Hands a worker to its own thread or loop (it is used only there from then on).
+final class WorkerBox: @unchecked Sendable {
+    let worker: Worker
+    init(_ worker: Worker) { self.worker = worker }
+}
+
+final class StateBox: @unchecked Sendable {
+    let state: GatewayState
+    init(_ state: GatewayState) { self.state = state }
+}
+
+/// Reading and writing the JWK Set keys file.
+enum KeyFile {
+    static func read(path: String) throws -> KeyRing {
+        guard let data = FileManager.default.contents(atPath: path) else { throw StartupError("cannot read keys file \(path)") }
+        do {
+            return try KeyRing.fromJWKSet([UInt8](data))
+        } catch {
+            throw StartupError("keys file \(path): \(error)")
+        }
+    }
+
+    /// Writes a new keys file holding one random active key: created 0600, fsync'd, renamed in.
+    static func create(path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let ring = try KeyRing(keys: [KeyRing.generateKey(state: .active, now: Int64(Date().timeIntervalSince1970))])
+        try write(ring, to: path)
+    }
+
+    static func write(_ ring: KeyRing, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StartupError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let bytes = Array(ring.jwkSetText().utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            guard n > 0 else { close(fd); unlink(tmp); throw StartupError("cannot write \(tmp)") }
+            done += n
+        }
+        fsync(fd)
+        close(fd)
+        guard rename(tmp, path) == 0 else { unlink(tmp); throw StartupError("cannot rename \(tmp) to \(path)") }
+        let dirfd = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+    }
+}

@@ -1,0 +1,60 @@
+import Glibc
+
+/// A failed system call: its name and errno, for logs (never a crash: a worker survives it).
+struct SystemError: Error, CustomStringConvertible {
+    let call: StaticString
+    let errno: Int32
+    var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// The outcome of a non-blocking read or write.
+enum IOResult: Equatable {
+    case bytes(Int)
+    case wouldBlock
+    /// Read returned 0: the peer closed its side.
+    case eof
+}
+
+/// Thin wrappers in the swift-nio manner: EINTR retried, EAGAIN mapped to `.wouldBlock`,
+/// EBADF/EFAULT trap (a bug of ours, not a condition), anything else thrown with errno.
+enum Syscall {
+    @inline(__always)
+    static func check(_ call: StaticString, _ result: Int) throws(SystemError) -> Int {
+        if result >= 0 { return result }
+        let e = errno
+        precondition(e != EBADF && e != EFAULT, "\(call) on a bad descriptor or address: a bug")
+        throw SystemError(call: call, errno: e)
+    }
+
+    @inline(__always)
+    static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) throws(SystemError) -> IOResult {
+        while true {
+            let r = Glibc.read(fd, p, n)
+            if r > 0 { return .bytes(r) }
+            if r == 0 { return .eof }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return .wouldBlock
+            default: _ = try check("read", r)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) throws(SystemError) -> IOResult {
+        while true {
+            let r = Glibc.send(fd, p, n, Int32(MSG_NOSIGNAL))
+            if r >= 0 { return .bytes(r) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return .wouldBlock
+            default: _ = try check("send", r)
+            }
+        }
+    }
+
+    /// close ignores EINTR (the descriptor is gone either way on Linux).
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+}

@@ -1,0 +1,221 @@
+import CGatewayShims
+import Glibc
+import TokenCore
+
+/// One worker thread: an event loop with its own SO_REUSEPORT listener, its client and upstream
+/// connections, upstream pools, buffer pool, and the thread's token verifier. Nothing here is
+/// shared with other workers; they meet only through the snapshot handed in by `execute`.
+final class Worker {
+    let index: Int
+    let loop: EventLoop
+    private(set) var state: GatewayState
+    private(set) var verifier: TokenVerifier
+    let buffers = BufferPool(bufferSize: 64 * 1024)
+    private(set) var requestFields: UnsafeMutablePointer<HeaderField>
+    private(set) var responseFields: UnsafeMutablePointer<HeaderField>
+    private var fieldCapacity: Int
+    private var listenFD: Int32 = -1
+    private var pools: [UpstreamPool] = []
+    private(set) var connectionCount = 0
+    private var acceptPaused = false
+    private(set) var draining = false
+    private var drainDeadline: UInt64 = 0
+    private var stopped = false
+    private let log: LogWriter
+    private var logBatch: [UInt8] = []
+    private var requestCounter: UInt64 = 0
+    private let requestIDPrefix: [UInt8]
+    private var lastSweep: UInt64 = 0
+    /// Called on the worker's thread when it has finished (after a drain).
+    var onExit: (@Sendable () -> Void)?
+
+    init(index: Int, state: GatewayState, log: LogWriter) throws {
+        self.index = index
+        self.loop = try EventLoop()
+        self.state = state
+        self.log = log
+        self.verifier = TokenVerifier(policy: state.policy)
+        fieldCapacity = max(state.httpLimits.maxHeaderFields, 1)
+        requestFields = .allocate(capacity: fieldCapacity)
+        responseFields = .allocate(capacity: fieldCapacity)
+        requestIDPrefix = Array(Crypto.hex(Crypto.randomBytes(6)).utf8)
+        logBatch.reserveCapacity(64 * 1024)
+        pools = makePools(for: state, reusing: [])
+    }
+
+    deinit {
+        requestFields.deallocate()
+        responseFields.deallocate()
+    }
+
+    /// Opens this worker's listener (SO_REUSEPORT: one per worker, the kernel spreads accepts).
+    func listen() throws {
+        listenFD = try Socket.listen(state.listen)
+        loop.register(listenFD, events: UInt32(EPOLLIN.rawValue), handler: .listener)
+    }
+
+    // MARK: the loop
+
+    func run() {
+        while !stopped {
+            loop.wait(maxWaitMs: 1000) { handler, fd, events in
+                switch handler {
+                case .listener: acceptConnections()
+                case .wakeup: loop.runInbox()
+                case let .client(c): c.handle(events)
+                case let .upstream(u): upstreamEvent(u, events)
+                }
+            }
+            fireTimers()
+            if loop.now - lastSweep >= 1000 { sweep() }
+            flushLog()
+        }
+        for p in pools { p.closeAll() }
+        if listenFD >= 0 { loop.unregister(listenFD); Syscall.close(listenFD) }
+        flushLog()
+        onExit?()
+    }
+
+    private func upstreamEvent(_ u: UpstreamConnection, _ events: UInt32) {
+        switch u.phase {
+        case .idle:
+            // An idle pooled connection became readable: the upstream closed it (or misbehaves).
+            u.pool.close(u)
+        case .closed:
+            break
+        case .connecting, .active:
+            if let c = u.client { c.upstreamEvent(u, events) } else { u.pool.close(u) }
+        }
+    }
+
+    private func fireTimers() {
+        while let e = loop.popDueTimer() {
+            guard case let .client(c)? = loop.handler(e.fd, generation: e.generation), c.timerAt == e.time else { continue }
+            c.timerFired(now: loop.now)
+            if case .closed = c.state {} else { c.updateInterest() }
+        }
+    }
+
+    private func sweep() {
+        lastSweep = loop.now
+        for p in pools { p.sweep(now: loop.now) }
+        if draining && (connectionCount == 0 || loop.now >= drainDeadline) { stopped = true }
+    }
+
+    // MARK: accepting
+
+    private func acceptConnections() {
+        var peer = PeerAddress()
+        for _ in 0..<64 {
+            guard connectionCount < state.config.server.maxConnections else {
+                pauseAccepting()
+                return
+            }
+            let fd: Int32?
+            do {
+                fd = try Socket.accept(listenFD, peer: &peer)
+            } catch {
+                // Out of descriptors (EMFILE/ENFILE) or similar: stop accepting until one closes.
+                pauseAccepting()
+                return
+            }
+            guard let fd else { return }
+            let gen = loop.generation(of: fd) &+ 1
+            let c = ClientConnection(fd: fd, generation: gen, worker: self, peer: peer, snapshot: state)
+            let registered = loop.register(fd, events: UInt32(EPOLLIN.rawValue), handler: .client(c))
+            precondition(registered == gen)
+            connectionCount += 1
+            c.armIdleDeadline()
+        }
+    }
+
+    private func pauseAccepting() {
+        guard !acceptPaused, listenFD >= 0 else { return }
+        acceptPaused = true
+        loop.setInterest(listenFD, 0)
+    }
+
+    func connectionClosed(_ c: ClientConnection) {
+        connectionCount -= 1
+        if acceptPaused && !draining && listenFD >= 0 {
+            acceptPaused = false
+            loop.setInterest(listenFD, UInt32(EPOLLIN.rawValue))
+        }
+        if draining && connectionCount == 0 { stopped = true }
+    }
+
+    // MARK: snapshot, pools
+
+    /// Swaps in a new snapshot (runs on this worker's thread). Requests in flight keep theirs.
+    func install(_ newState: GatewayState) {
+        if newState.policy.issuer != state.policy.issuer || newState.policy.leeway != state.policy.leeway {
+            verifier = TokenVerifier(policy: newState.policy)
+        }
+        if newState.httpLimits.maxHeaderFields > fieldCapacity {
+            requestFields.deallocate()
+            responseFields.deallocate()
+            fieldCapacity = newState.httpLimits.maxHeaderFields
+            requestFields = .allocate(capacity: fieldCapacity)
+            responseFields = .allocate(capacity: fieldCapacity)
+        }
+        let old = pools
+        pools = makePools(for: newState, reusing: old)
+        for p in old where !pools.contains(where: { $0 === p }) { p.closeAll() }
+        state = newState
+    }
+
+    private func makePools(for s: GatewayState, reusing old: [UpstreamPool]) -> [UpstreamPool] {
+        s.upstreams.indices.map { i in
+            if let p = old.first(where: { $0.name == s.upstreamNames[i] }) {
+                p.maxIdle = s.config.server.upstreamIdlePerWorker
+                p.idleTimeoutMs = UInt64(s.config.server.upstreamIdleTimeoutMs)
+                return p
+            }
+            return UpstreamPool(address: s.upstreams[i], name: s.upstreamNames[i], worker: self,
+                                maxIdle: s.config.server.upstreamIdlePerWorker,
+                                idleTimeoutMs: UInt64(s.config.server.upstreamIdleTimeoutMs))
+        }
+    }
+
+    @inline(__always)
+    func pool(_ index: Int) -> UpstreamPool { pools[index] }
+
+    /// Stops accepting; exits once every connection has finished or `timeoutMs` has passed.
+    func beginDrain(timeoutMs: Int) {
+        draining = true
+        drainDeadline = loop.now + UInt64(timeoutMs)
+        if listenFD >= 0 {
+            loop.unregister(listenFD)
+            Syscall.close(listenFD)
+            listenFD = -1
+        }
+        for p in pools { p.closeAll() }
+        if connectionCount == 0 { stopped = true }
+    }
+
+    // MARK: request ids, logging
+
+    /// Appends a new request id (worker prefix + counter) and records it in the log entry.
+    func appendRequestID(_ out: inout ByteBuffer, log entry: inout AccessLogEntry) {
+        requestCounter &+= 1
+        let start = out.writerIndex
+        out.append(requestIDPrefix)
+        out.append(byte: UInt8(ascii: "-"))
+        out.append(hex: Int(truncatingIfNeeded: requestCounter))
+        entry.requestID(UnsafeRawBufferPointer(start: out.base + start, count: out.writerIndex - start))
+    }
+
+    func logAccess(_ entry: inout AccessLogEntry, peer: PeerAddress, durationMs: Int64) {
+        entry.write(to: &logBatch, unixTime: loop.unixNow, peer: peer, durationMs: durationMs)
+    }
+
+    func logEvent(_ text: String) {
+        logBatch.append(contentsOf: "\(loop.unixNow) worker=\(index) \(text)\n".utf8)
+    }
+
+    private func flushLog() {
+        guard !logBatch.isEmpty else { return }
+        logBatch.withUnsafeBytes { log.submit($0) }
+        logBatch.removeAll(keepingCapacity: true)
+    }
+}

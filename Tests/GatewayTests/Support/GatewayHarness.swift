@@ -1,0 +1,208 @@
+import Foundation
+import Glibc
+import TokenCore
+import XCTest
+
+/// Starts the real `gateway` binary on 127.0.0.1 with a generated configuration and keys, and
+/// (unless told otherwise) a `gateway demo-upstream` process as its upstream. Everything is
+/// stopped by pid when the harness goes away.
+final class GatewayHarness {
+    let dir: TempDir
+    let port: UInt16
+    let upstreamPort: UInt16
+    let ring: KeyRing
+    let issuer = "datarhei-core"
+    private(set) var gateway: Process?
+    private var upstream: Process?
+    let logPath: String
+    let configPath: String
+
+    /// `routes`: extra TOML for [[route]] blocks ("UPSTREAM" is replaced by the upstream URL);
+    /// nil gives the default protected /api/v3/ route plus an open /open/ route.
+    init(settings: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
+         workers: Int = 1) throws {
+        dir = try TempDir()
+        port = try freePort()
+        self.upstreamPort = try upstreamPort ?? freePort()
+        ring = try KeyRing(keys: [
+            Key(kid: "old", algorithm: .hs256, material: .secret(Crypto.randomBytes(32)), state: .verify),
+            Key(kid: "cur", algorithm: .hs256, material: .secret(Crypto.randomBytes(32)), state: .active),
+        ])
+        let keys = try dir.write("keys.json", ring.jwkSetText())
+        chmod(keys, 0o600)
+        let upstreamURL = "http://127.0.0.1:\(self.upstreamPort)"
+        let routeText = (routes ?? """
+            [[route]]
+            prefix = "/api/v3/"
+            upstream = "UPSTREAM"
+            auth = "required"
+
+            [[route]]
+            prefix = "/open/"
+            upstream = "UPSTREAM"
+            auth = "none"
+            """).replacingOccurrences(of: "UPSTREAM", with: upstreamURL)
+        let config = """
+            [server]
+            listen = "127.0.0.1:\(port)"
+            workers = \(workers)
+            data_dir = "\(dir.path("data"))"
+            \(settings)
+
+            [api.auth]
+            username = "admin"
+            password = "test-password-not-used"
+
+            [api.auth.jwt]
+            keys_file = "\(keys)"
+
+            \(routeText)
+            """
+        configPath = try dir.write("gateway.conf", config)
+        logPath = dir.path("gateway.log")
+        if startUpstream { try startDemoUpstream() }
+        try start()
+    }
+
+    deinit { stop() }
+
+    func startDemoUpstream() throws {
+        let p = Process()
+        p.executableURL = GatewayBinary.url
+        p.arguments = ["demo-upstream", "--listen", "127.0.0.1:\(upstreamPort)"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        upstream = p
+        try waitForPort(upstreamPort)
+    }
+
+    func stopUpstream() {
+        if let p = upstream, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        upstream = nil
+    }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = GatewayBinary.url
+        p.arguments = ["run", "--config", configPath]
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        p.standardOutput = log
+        p.standardError = log
+        p.environment = ["PATH": "/usr/bin:/bin"]
+        try p.run()
+        gateway = p
+        try waitForPort(port)
+    }
+
+    func stop() {
+        if let p = gateway, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        gateway = nil
+        stopUpstream()
+    }
+
+    /// Sends a signal to the gateway process (which this harness started).
+    func signal(_ sig: Int32) { if let p = gateway { kill(p.processIdentifier, sig) } }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    // MARK: tokens
+
+    func token(sub: String = "alice", use: TokenUse = .access, now: Int64 = Int64(Date().timeIntervalSince1970),
+               lifetime: Int64? = nil) -> String {
+        try! TokenIssuer(settings: IssuerSettings(issuer: issuer)).issue(subject: sub, use: use, ring: ring, now: now, lifetime: lifetime).token
+    }
+
+    var bearer: String { "Authorization: Bearer \(token())\r\n" }
+
+    // MARK: clients
+
+    func connect() throws -> RawClient { try RawClient(port: port) }
+
+    /// One request on a fresh connection; the whole answer.
+    func request(_ raw: String) throws -> HTTPResponse {
+        let c = try connect()
+        try c.send(raw)
+        return try c.readResponse()
+    }
+
+    func get(_ path: String, headers: String = "") throws -> HTTPResponse {
+        try request("GET \(path) HTTP/1.1\r\nHost: gw.test\r\n\(headers)\r\n")
+    }
+}
+
+/// A port nobody listens on now (bound to 0 and released).
+func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+func waitForPort(_ port: UInt16, seconds: Double = 10) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if let c = try? RawClient(port: port, timeout: 1) { c.close(); return }
+        usleep(20_000)
+    }
+    throw HarnessError("nothing listens on port \(port) after \(seconds) s")
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A listener that never answers: pointing a route at it proves whether the gateway forwarded
+/// anything (a connection attempt shows up as an acceptable connection).
+final class SpyUpstream {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        listen(fd, 128)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    deinit { close(fd) }
+
+    /// Connections the gateway opened so far (each accepted and read for up to `wait` seconds).
+    func received(wait: Double = 0.2) -> [String] {
+        usleep(UInt32(wait * 1_000_000))
+        var out: [String] = []
+        while true {
+            let c = accept(fd, nil, nil)
+            if c < 0 { break }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let n = read(c, &buf, buf.count)
+            out.append(n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "")
+            close(c)
+        }
+        return out
+    }
+}
