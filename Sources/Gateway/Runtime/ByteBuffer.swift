@@ -62,6 +62,7 @@ struct ByteBuffer {
     }
 
     @inline(__always)
+    @discardableResult
     mutating func append(byte: UInt8) -> Bool {
         guard writerIndex < capacity else { return false }
         base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)

@@ -25,7 +25,8 @@ final class Server: @unchecked Sendable {
             env["GATEWAY_API_AUTH_PASSWORD"] = Crypto.hex(Crypto.randomBytes(12))
         }
         let loaded = try Self.loadConfig(configPath, env)
-        for w in loaded.warnings { log.submit("warning: \(w)") }
+        // The generated demo password is plaintext by design: no warning for it.
+        for w in loaded.warnings where !(demo && w.contains("api.auth.password is plaintext")) { log.submit("warning: \(w)") }
         let ring = try Self.loadKeys(loaded.config, log: log)
         state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations)
         if demo { try startDemo(loaded.config, password: env["GATEWAY_API_AUTH_PASSWORD"] ?? "") }
@@ -164,7 +165,7 @@ final class Server: @unchecked Sendable {
                      "demo mode: user \(user), password \(password) (generated for this run only)"]
         if let token = try? TokenIssuer(settings: IssuerSettings(issuer: config.tokens.issuer, accessLifetime: config.tokens.accessTTLSeconds))
             .issue(subject: user, use: .access, ring: state.ring, now: Int64(Date().timeIntervalSince1970)).token {
-            lines.append("demo mode: try  curl -H 'Authorization: Bearer \(token)' http://\(config.server.listen)/api/v3/hello")
+            lines.append("demo mode: try  curl -s -H 'Authorization: Bearer \(token)' http://\(config.server.listen)/api/v3/hello")
         }
         for l in lines { log.submit(l) }
     }

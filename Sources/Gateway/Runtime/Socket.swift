@@ -65,7 +65,7 @@ struct SocketAddress: Sendable, CustomStringConvertible {
                 _ = inet_ntop(AF_INET, raw.baseAddress! + 4, &text, 64)
             }
         }
-        let host = String(cString: text)
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return family == AF_INET6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

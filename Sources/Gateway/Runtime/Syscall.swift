@@ -1,3 +1,4 @@
+import CGatewayShims
 import Glibc
 
 /// A failed system call: its name and errno, for logs (never a crash: a worker survives it).
