@@ -1,10 +1,16 @@
+import CGatewayShims
 import Foundation
+import Glibc
 
 /// `gateway run`, `gateway check-config`, `gateway demo-upstream`.
 enum ServeCommands {
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["config"], switches: ["demo"])
         guard a.positional.isEmpty else { throw UsageError("run takes no positional arguments") }
+        // Before any thread exists (the log writer, the demo upstream): every thread inherits the
+        // mask, so these signals reach only the signalfd in `Server.run`.
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+        _ = signals.withUnsafeBufferPointer { gw_block_signals($0.baseAddress, Int32($0.count)) }
         let log = LogWriter()
         let server: Server
         do {

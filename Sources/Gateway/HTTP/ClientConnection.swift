@@ -242,7 +242,7 @@ final class ClientConnection {
     func finishLocalRequest() {
         writeAccessLog()
         requestStart = 0
-        if !keepAlive { closeAfterFlush = true }
+        if !keepAlive || worker.draining { closeAfterFlush = true }
         _ = flush()
         if closeAfterFlush, let out = output, out.isEmpty { close(); return }
         armIdleDeadline()
@@ -315,6 +315,17 @@ final class ClientConnection {
     func releaseIdleBuffers() {
         if let b = input, b.isEmpty { worker.buffers.release(b); input = nil }
         if let b = output, b.isEmpty { worker.buffers.release(b); output = nil }
+    }
+
+    /// Shutdown: an idle connection closes now, a busy one after its current answer.
+    func drain() {
+        keepAlive = false
+        switch state {
+        case .awaitingHead:
+            if input?.isEmpty ?? true { close() } else { closeAfterFlush = true }
+        default:
+            break
+        }
     }
 
     // MARK: interest, deadlines, closing

@@ -11,7 +11,7 @@ extension ClientConnection {
     func startRequest(_ head: RequestHead) -> Bool {
         guard let inp = input else { return false }
         let buf = inp.readable
-        keepAlive = head.keepAlive
+        keepAlive = head.keepAlive && !worker.draining
         requestIsHEAD = head.isHEAD
         logLine.reset()
         logLine.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
@@ -435,7 +435,7 @@ extension ClientConnection {
         state = .awaitingHead
         writeAccessLog()
         requestStart = 0
-        if !keepAlive || peerClosed { closeAfterFlush = true }
+        if !keepAlive || peerClosed || worker.draining { closeAfterFlush = true }
         guard flush() else { abort(); return }
         if closeAfterFlush {
             if output?.isEmpty ?? true { close() }

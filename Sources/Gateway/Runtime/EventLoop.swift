@@ -107,6 +107,11 @@ final class EventLoop {
         return handlers[i]
     }
 
+    /// Every registered client connection (shutdown only: it walks the whole table).
+    func clientConnections() -> [ClientConnection] {
+        handlers.compactMap { if case let .client(c)? = $0 { return c } else { return nil } }
+    }
+
     // MARK: timers
 
     func schedule(at time: UInt64, fd: Int32, generation: UInt32) {

@@ -190,6 +190,8 @@ final class Worker {
             listenFD = -1
         }
         for p in pools { p.closeAll() }
+        // Idle keep-alive connections go now; busy ones finish their request and then close.
+        for c in loop.clientConnections() { c.drain() }
         if connectionCount == 0 { stopped = true }
     }
 

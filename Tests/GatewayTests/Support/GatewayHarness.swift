@@ -89,7 +89,7 @@ final class GatewayHarness {
         let p = Process()
         p.executableURL = GatewayBinary.url
         p.arguments = ["run", "--config", configPath]
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         p.standardOutput = log
@@ -204,5 +204,52 @@ final class SpyUpstream {
             close(c)
         }
         return out
+    }
+}
+
+/// An upstream that answers every connection with fixed bytes after reading a request head:
+/// for upstream misbehaviour the demo upstream never shows.
+final class ScriptedUpstream: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+    private let response: [UInt8]
+    private let closeAfter: Bool
+
+    init(response: String, closeAfter: Bool = true) throws {
+        self.response = Array(response.utf8)
+        self.closeAfter = closeAfter
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        listen(fd, 64)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        self.port = UInt16(bigEndian: addr.sin_port)
+        Thread.detachNewThread { [self] in self.serve() }
+    }
+
+    deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+
+    private func serve() {
+        while true {
+            let c = accept(fd, nil, nil)
+            if c < 0 { return }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            var have = 0
+            while have < buf.count {
+                let n = buf.withUnsafeMutableBytes { read(c, $0.baseAddress! + have, $0.count - have) }
+                if n <= 0 { break }
+                have += n
+                if String(decoding: buf[0..<have], as: UTF8.self).contains("\r\n\r\n") { break }
+            }
+            _ = response.withUnsafeBytes { send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            if closeAfter { close(c) } else { usleep(3_000_000); close(c) }
+        }
     }
 }

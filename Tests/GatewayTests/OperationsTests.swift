@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+import TokenCore
+import XCTest
+
+/// Running the gateway: signals, reload, limits, check-config, first start without keys.
+final class OperationsTests: XCTestCase {
+    func testSIGTERMLetsTheRequestInFlightFinishAndExitsZero() throws {
+        let gw = try GatewayHarness()
+        let c = try gw.connect()
+        try c.send("GET /api/v3/slow?delay_ms=800 HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
+        usleep(200_000)
+        gw.signal(SIGTERM)
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 200, "the request in flight finished")
+        let p = gw.gateway!
+        let deadline = Date().addingTimeInterval(10)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertFalse(p.isRunning)
+        XCTAssertEqual(p.terminationStatus, 0)
+        XCTAssertThrowsError(try RawClient(port: gw.port, timeout: 1), "no longer listening")
+    }
+
+    func testSIGHUPReloadsRoutesAndAnInvalidFileChangesNothing() throws {
+        let gw = try GatewayHarness()
+        XCTAssertEqual(try gw.get("/open/x").status, 200)
+        // A broken file: refused, the old routes stay.
+        let original = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try (original + "\nthis is not toml\n").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        usleep(500_000)
+        XCTAssertEqual(try gw.get("/open/x").status, 200)
+        XCTAssertTrue(gw.log.contains("reload refused"), gw.log)
+        // A valid change: /open/ becomes protected.
+        try original.replacingOccurrences(of: "auth = \"none\"", with: "auth = \"required\"")
+            .write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        usleep(500_000)
+        XCTAssertEqual(try gw.get("/open/x").status, 401)
+        XCTAssertEqual(try gw.get("/open/x", headers: gw.bearer).status, 200)
+        XCTAssertTrue(gw.log.contains("reloaded configuration"), gw.log)
+    }
+
+    func testSIGHUPPicksUpARotatedKeysFile() throws {
+        let gw = try GatewayHarness()
+        let newKey = KeyRing.generateKey(state: .active, now: 0)
+        var demoted = gw.ring.keys
+        demoted[1].state = .verify
+        let rotated = try KeyRing(keys: demoted + [newKey])
+        try rotated.jwkSetText().write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)
+        let fresh = try TokenIssuer(settings: IssuerSettings()).issue(subject: "n", use: .access, ring: rotated, now: Int64(Date().timeIntervalSince1970)).token
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(fresh)\r\n").status, 401, "unknown kid before reload")
+        gw.signal(SIGHUP)
+        usleep(500_000)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(fresh)\r\n").status, 200)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200, "tokens of the demoted key still pass")
+    }
+
+    func testAcceptingPausesAtMaxConnectionsAndResumes() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 3")
+        var held: [RawClient] = []
+        for _ in 0..<3 {
+            let c = try gw.connect()
+            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200)
+            held.append(c)
+        }
+        let waiting = try gw.connect()  // the kernel accepts it into the backlog; the gateway does not
+        waiting.setTimeout(1)
+        try waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertThrowsError(try waiting.readResponse(), "not served while at the limit")
+        held.removeFirst().close()
+        waiting.setTimeout(5)
+        XCTAssertEqual(try waiting.readResponse().status, 200, "served once a slot is free")
+    }
+
+    func testCheckConfigPrintsTheEffectiveConfigurationWithSecretsMasked() throws {
+        let dir = try TempDir()
+        let path = try dir.write("g.conf", """
+            [server]
+            listen = "127.0.0.1:18999"
+            [api.auth]
+            username = "admin"
+            password = "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$/HBtt7Z/7p0CzRvSN1B+KXrKNskvRts1UWw61zKTFUo"
+            [api.auth.jwt]
+            secret = "a-secret-that-is-long-enough-0123456789"
+            """)
+        let r = try GatewayBinary.run(["check-config", "--config", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("listen = \"127.0.0.1:18999\""), r.stdout)
+        XCTAssertFalse(r.stdout.contains("a-secret-that-is-long-enough"), "the secret is masked")
+        XCTAssertFalse(r.stdout.contains("c2FsdHNh"), "the password hash is masked")
+    }
+
+    func testCheckConfigNamesTheLineOfAnError() throws {
+        let dir = try TempDir()
+        let path = try dir.write("g.conf", "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n")
+        let r = try GatewayBinary.run(["check-config", "--config", path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains(":3"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("server.listen"), "suggests the right key: \(r.stderr)")
+    }
+
+    func testShortSecretFromTheEnvironmentIsRefusedAtStart() throws {
+        let dir = try TempDir()
+        let path = try dir.write("g.conf", "[server]\nlisten = \"127.0.0.1:\(try freePort())\"\n")
+        let r = try GatewayBinary.run(["run", "--config", path], environment: ["GATEWAY_API_AUTH_JWT_SECRET": "short"], timeout: 20)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("at least 32 bytes"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("short\""), "the secret is not echoed")
+    }
+
+    func testFirstStartWithoutKeysCreatesAPrivateKeysFileAndSaysSo() throws {
+        let dir = try TempDir()
+        let port = try freePort()
+        let path = try dir.write("g.conf", "[server]\nlisten = \"127.0.0.1:\(port)\"\ndata_dir = \"\(dir.path("data"))\"\n")
+        let p = Process()
+        p.executableURL = GatewayBinary.url
+        p.arguments = ["run", "--config", path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        try waitForPort(port)
+        var st = stat()
+        XCTAssertEqual(stat(dir.path("data/keys.json"), &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+        let ring = try KeyRing.fromJWKSet(try String(contentsOfFile: dir.path("data/keys.json"), encoding: .utf8))
+        XCTAssertEqual(ring.activeKey?.secret?.count, 32)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let log = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("created a new signing key"), log)
+    }
+}
