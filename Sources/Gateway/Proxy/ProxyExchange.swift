@@ -13,6 +13,7 @@ extension ClientConnection {
         let buf = inp.readable
         keepAlive = head.keepAlive && !worker.draining
         requestIsHEAD = head.isHEAD
+        logLine.enabled = config.log.access
         logLine.reset()
         logLine.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
         let target = UnsafeRawBufferPointer(rebasing: buf[head.target.start..<head.target.end])

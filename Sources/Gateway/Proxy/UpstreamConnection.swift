@@ -164,9 +164,10 @@ final class UpstreamPool {
     func acquire() throws(SystemError) -> UpstreamConnection {
         while let u = idle.popLast() {
             if u.phase == .idle {
+                // Its interest (readable) stays as it was in the pool: an active connection wants
+                // the same, so taking one costs no epoll_ctl.
                 u.reused = true
                 u.phase = .active
-                worker.loop.setInterest(u.fd, 0)
                 return u
             }
         }

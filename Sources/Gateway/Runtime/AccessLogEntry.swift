@@ -12,10 +12,13 @@ struct AccessLogEntry {
     var status = 0
     var bytes: Int64 = 0
     var rule: BearerFailureRule?
+    /// Off when access logging is: the fields are then not copied at all.
+    var enabled = true
 
     static let maxField = 256
 
     mutating func reset() {
+        guard enabled else { status = 0; bytes = 0; rule = nil; return }
         methodBytes.removeAll(keepingCapacity: true)
         pathBytes.removeAll(keepingCapacity: true)
         userBytes.removeAll(keepingCapacity: true)
@@ -25,22 +28,24 @@ struct AccessLogEntry {
         rule = nil
     }
 
-    mutating func method(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &methodBytes) }
+    mutating func method(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &methodBytes, if: enabled) }
     mutating func method(_ s: StaticString) {
-        Self.copy(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), into: &methodBytes)
+        Self.copy(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), into: &methodBytes, if: enabled)
     }
 
     /// The path up to `?`: query strings are not logged.
     mutating func path(_ target: UnsafeRawBufferPointer) {
+        guard enabled else { return }
         var end = 0
         while end < target.count && target[end] != UInt8(ascii: "?") { end += 1 }
-        Self.copy(UnsafeRawBufferPointer(rebasing: target[0..<end]), into: &pathBytes)
+        Self.copy(UnsafeRawBufferPointer(rebasing: target[0..<end]), into: &pathBytes, if: enabled)
     }
 
-    mutating func user(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &userBytes) }
-    mutating func requestID(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &requestID) }
+    mutating func user(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &userBytes, if: enabled) }
+    mutating func requestID(_ b: UnsafeRawBufferPointer) { Self.copy(b, into: &requestID, if: enabled) }
 
-    private static func copy(_ b: UnsafeRawBufferPointer, into a: inout [UInt8]) {
+    private static func copy(_ b: UnsafeRawBufferPointer, into a: inout [UInt8], if enabled: Bool) {
+        guard enabled else { return }
         a.removeAll(keepingCapacity: true)
         // Printable ASCII only (values are already validated; this keeps log lines one line).
         for c in b.prefix(maxField) { a.append(c > 0x20 && c < 0x7F ? c : UInt8(ascii: "?")) }
