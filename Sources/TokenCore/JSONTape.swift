@@ -224,11 +224,39 @@ private struct Parser {
     }
 
     /// Pairwise comparison of the object's keys after unescaping. Objects here are small (token
-    /// claims, JWKs); the size bound on the input bounds the quadratic cost.
+    /// claims, JWKs); the size bound on the input bounds the quadratic cost. When every key is
+    /// short and unescaped (JWT claim names are), each is one word and a pair is one compare.
     func rejectDuplicateKeys(object: Int) throws(JSONError) {
+        let raw = buffer
+        if nodes[object].count <= 16 {
+            var words = InlineArray<16, UInt64>(repeating: 0)
+            var k = 0, i = object + 1
+            let end = Int(nodes[object].next)
+            var allShort = true
+            while i < end {
+                guard let w = JSONText.shortWord(nodes[i], in: raw) else { allShort = false; break }
+                words[k] = w
+                k += 1
+                i = Int(nodes[i + 1].next)
+            }
+            if allShort {
+                i = object + 1
+                // Lengths are compared too: "ab" and "ab\\u0000" pack into the same word.
+                var lengths = InlineArray<16, Int32>(repeating: 0)
+                var j = 0
+                while i < end { lengths[j] = nodes[i].end - nodes[i].start; j += 1; i = Int(nodes[i + 1].next) }
+                for a in 0..<k {
+                    for b in (a + 1)..<k where words[a] == words[b] && lengths[a] == lengths[b] {
+                        var node = object + 1
+                        for _ in 0..<b { node = Int(nodes[node + 1].next) }
+                        throw .duplicateKey(offset: Int(nodes[node].start))
+                    }
+                }
+                return
+            }
+        }
         var i = object + 1
         let end = Int(nodes[object].next)
-        let raw = buffer
         while i < end {
             var j = Int(nodes[i + 1].next)
             while j < end {

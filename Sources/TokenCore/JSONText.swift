@@ -104,8 +104,14 @@ public enum JSONText {
     public static func shortWord(_ node: JSONNode, in bytes: UnsafeRawBufferPointer) -> UInt64? {
         let n = Int(node.end - node.start)
         guard !node.flag, n <= 8 else { return nil }
+        let start = Int(node.start)
+        if start + 8 <= bytes.count {
+            // One unaligned load, then keep the low n bytes (little-endian).
+            let w = bytes.loadUnaligned(fromByteOffset: start, as: UInt64.self)
+            return n == 8 ? w : w & ((1 << (8 * UInt64(n))) &- 1)
+        }
         var w: UInt64 = 0
-        let p = bytes.baseAddress! + Int(node.start)
+        let p = bytes.baseAddress! + start
         for i in 0..<n { w |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
         return w
     }

@@ -339,10 +339,26 @@ public final class TokenVerifier {
         }
     }
 
-    /// C0 controls, DEL and the C1 controls (U+0080...U+009F, encoded C2 80...C2 9F).
+    /// C0 controls, DEL and the C1 controls (U+0080...U+009F, encoded C2 80...C2 9F). Eight bytes
+    /// at a time; a word holding a byte below 0x20, 0x7F or 0xC2 is looked at byte by byte.
     static func hasControlCharacter(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZero(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
         var i = 0
-        while i < bytes.count {
+        while i + 8 <= bytes.count {
+            let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let below20 = (w &- 0x2020_2020_2020_2020) & ~w & highs != 0
+            if below20 || hasZero(w ^ 0x7F7F_7F7F_7F7F_7F7F) || hasZero(w ^ 0xC2C2_C2C2_C2C2_C2C2) {
+                if slowControlCheck(bytes, from: i, to: min(bytes.count, i + 9)) { return true }
+            }
+            i += 8
+        }
+        return slowControlCheck(bytes, from: max(0, i - 1), to: bytes.count)
+    }
+
+    private static func slowControlCheck(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Bool {
+        var i = from
+        while i < to {
             let b = bytes[i]
             if b < 0x20 || b == 0x7F { return true }
             if b == 0xC2 && i + 1 < bytes.count && bytes[i + 1] < 0xA0 { return true }
