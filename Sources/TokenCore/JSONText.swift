@@ -20,7 +20,7 @@ public enum JSONText {
         var pending: (UInt8, UInt8, UInt8) = (0, 0, 0)
         var pendingCount = 0
 
-        init(_ node: JSONNode, in bytes: UnsafeRawBufferPointer) {
+        public init(_ node: JSONNode, in bytes: UnsafeRawBufferPointer) {
             self.bytes = bytes
             self.pos = Int(node.start)
             self.end = Int(node.end)

@@ -1,4 +1,5 @@
 import Foundation
+import TokenCore
 
 /// A configuration problem in the user's words, with the file line when it came from the file.
 struct ConfigError: Error, CustomStringConvertible {
@@ -23,8 +24,8 @@ struct LoadedConfig: Sendable {
 
 /// Builds a `GatewayConfig`: gateway.conf, then `GATEWAY_*` environment overrides, then checks
 /// across keys. Everything a key is (its TOML path, how its value is read, where it goes, whether
-/// it is secret) is in `settings` and `routeSettings`; the file reader, the environment
-/// overrides and `effectiveText` all work from those tables.
+/// it is secret) is in `settings`, `routeSettings` and `userSettings`; the file reader, the
+/// environment overrides and `effectiveText` all work from those tables.
 enum ConfigLoader {
     /// What `effectiveText` prints for a secret that is set.
     static let mask = "********"
@@ -56,9 +57,10 @@ enum ConfigLoader {
     }
 
     /// The effective configuration as TOML text with every secret masked (`"********"` when set,
-    /// `""` when empty), one key per line, routes as `[[route]]` blocks: what `gateway
-    /// check-config` prints. Loading it back (secrets supplied through the environment) gives
-    /// the same configuration.
+    /// `""` when empty), one key per line, users as `[[user]]` and routes as `[[route]]` blocks:
+    /// what `gateway check-config` prints. Loading it back (secrets supplied through the
+    /// environment, users' passwords written back in place of the mask) gives the same
+    /// configuration.
     static func effectiveText(_ config: GatewayConfig) -> String {
         /// `key = value`, then the key's doc as a comment, aligned as in the example gateway.conf.
         func line(_ name: String, _ value: String, _ doc: String) -> String {
@@ -75,6 +77,12 @@ enum ConfigLoader {
                 section = table
             }
             if let text = key.render(config) { out += line(key.name, text, key.doc) }
+        }
+        for user in config.users {
+            out += "\n[[user]]\n"
+            for key in userSettings {
+                if let text = key.render(user) { out += line(key.path, text, key.doc) }
+            }
         }
         for route in config.routes {
             out += "\n[[route]]\n"
@@ -119,6 +127,25 @@ enum ConfigLoader {
             .init("api.auth.jwt.leeway", .seconds(\.tokens.leewaySeconds, minimum: 0), "clock skew allowed when checking exp and nbf"),
             .init("log.access", .flag(\.log.access), "one line per request on stdout"),
             .init("log.level", .choice(\.log.level, ["error", "warn", "info", "debug"]), "\"error\", \"warn\", \"info\" or \"debug\""),
+            .init("login.failure_delay", .milliseconds(\.login.failureDelayMs, minimum: 0, maximum: 60_000), "a failed login is answered after this delay (0 to 60s)"),
+            .init("login.max_failures_per_address", .count(\.login.maxFailuresPerAddress, 1...1_000_000), "failed logins per client address within window before 429"),
+            .init("login.max_failures_per_user", .count(\.login.maxFailuresPerUser, 1...1_000_000), "failed logins per username within window before 429"),
+            .init("login.window", .milliseconds(\.login.windowMs, minimum: 1), "how long a failed login counts"),
+            .init("login.max_tracked", .count(\.login.maxTrackedEntries, 100...10_000_000), "most addresses and usernames tracked at once (oldest evicted first)"),
+            .init("about.app", .text(\.about.app, .nonEmpty), "the app of GET /api; datarhei clients expect \"datarhei-core\""),
+            .init("about.name", .text(\.about.name, .any), "the name of GET /api"),
+            .init("about.version", .text(\.about.versionNumber, .version), "the version.number of GET /api, \"N.N.N\"; clients expect major 16"),
+        ]
+    }
+
+    /// The keys of a `[[user]]` block (paths relative to the block). Users come from the file
+    /// only: they have no environment variables.
+    static var userSettings: [Setting<GatewayConfig.User>] {
+        [
+            .init("name", .text(\.name, .userName), "the name to log in with"),
+            .init("password", .text(\.password, .nonEmpty), "a PHC hash from `gateway hash-password` (plaintext works, with a warning)", secret: true),
+            .init("enabled", .flag(\.enabled), "false: the user cannot log in"),
+            .init("must_change_password", .flag(\.mustChangePassword), "the login answer asks for a new password"),
         ]
     }
 
@@ -218,7 +245,7 @@ extension ConfigLoader {
         case count(WritableKeyPath<Root, Int>, ClosedRange<Int>)
         /// `"auto"` (stored as 0) or a number of threads.
         case workers(WritableKeyPath<Root, Int>)
-        case milliseconds(WritableKeyPath<Root, Int>, minimum: Int)
+        case milliseconds(WritableKeyPath<Root, Int>, minimum: Int, maximum: Int = .max)
         case seconds(WritableKeyPath<Root, Int64>, minimum: Int64)
         case size(WritableKeyPath<Root, Int64>, minimum: Int64)
         /// A size that may be absent (nil).
@@ -231,6 +258,10 @@ extension ConfigLoader {
     /// Checks on a string value that need no other key.
     enum TextRule {
         case any, nonEmpty, hostPort, upstream, pathPrefix
+        /// Three dot-separated numbers, like "16.16.0".
+        case version
+        /// A `[[user]]` name: not empty, no control characters, at most 256 bytes.
+        case userName
     }
 
     /// Why a value does not fit its key, as the end of a sentence whose subject is the key
@@ -306,9 +337,12 @@ extension ConfigLoader.Setting {
             case .integer(let n): throw Problem("must be \"auto\" or a number from 1 to 1024 (it is \(n))")
             default: throw Problem("must be \"auto\" or a number from 1 to 1024, not \(Self.found(value))")
             }
-        case .milliseconds(let kp, let minimum):
+        case .milliseconds(let kp, let minimum, let maximum):
             let ms = try Self.duration(value)
             guard ms >= Int64(minimum) else { throw Problem(minimum > 0 ? "must be greater than 0" : "must not be negative") }
+            guard ms <= Int64(maximum) else {
+                throw Problem("must be at most \(Self.durationWords(Int64(maximum))) (it is \(Self.durationWords(ms)))")
+            }
             root[keyPath: kp] = Int(ms)
         case .seconds(let kp, let minimum):
             let ms = try Self.duration(value)
@@ -363,7 +397,7 @@ extension ConfigLoader.Setting {
         case .flag(let kp): return String(root[keyPath: kp])
         case .count(let kp, _): return String(root[keyPath: kp])
         case .workers(let kp): return root[keyPath: kp] == 0 ? "\"auto\"" : String(root[keyPath: kp])
-        case .milliseconds(let kp, _): return Self.durationText(milliseconds: Int64(root[keyPath: kp]))
+        case .milliseconds(let kp, _, _): return Self.durationText(milliseconds: Int64(root[keyPath: kp]))
         case .seconds(let kp, _): return Self.durationText(milliseconds: root[keyPath: kp] * 1000)
         case .size(let kp, _): return Self.sizeText(root[keyPath: kp])
         case .optionalSize(let kp): return root[keyPath: kp].map(Self.sizeText)
@@ -453,6 +487,11 @@ extension ConfigLoader.Setting {
         return "\"\(ms)ms\""
     }
 
+    /// `60s` or `1500ms`, for messages.
+    private static func durationWords(_ ms: Int64) -> String {
+        ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+
     private static func sizeText(_ bytes: Int64) -> String {
         guard bytes > 0 else { return "0" }
         for (unit, size) in [("GiB", Int64(1) << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] where bytes % size == 0 {
@@ -489,6 +528,19 @@ extension ConfigLoader.Setting {
             }
             if rest.contains("@") { return "must be http://host:port without user information (it is \(shown))" }
             return ConfigLoader.hostPortProblem(String(rest)).map { "must be http://host:port: \($0) (it is \(shown))" }
+        case .version:
+            let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {
+                return "must be a version of three numbers like \"16.16.0\" (it is \(TOMLReader.quoted(s)))"
+            }
+            return nil
+        case .userName:
+            if s.isEmpty { return "must not be empty" }
+            if s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                return "must not contain control characters"
+            }
+            let bytes = s.utf8.count
+            return bytes > 256 ? "must be at most 256 bytes (it is \(bytes))" : nil
         }
     }
 }
@@ -506,11 +558,14 @@ private struct ConfigBuilder {
     let fileName: String
     let settings = ConfigLoader.settings
     let routeSettings = ConfigLoader.routeSettings
+    let userSettings = ConfigLoader.userSettings
     var config = GatewayConfig()
     var warnings: [String] = []
     var origins: [String: Origin] = [:]
     /// Line of each route's `[[route]]` header, parallel to `config.routes` (empty for the default).
     var routeLines: [Int] = []
+    /// Line of each user's `[[user]]` header, parallel to `config.users`.
+    var userLines: [Int] = []
 
     init(fileName: String) { self.fileName = fileName }
 
@@ -553,13 +608,15 @@ private struct ConfigBuilder {
                 origins[path] = .file(line: value.line)
             } else if path == "route" {
                 try readRoutes(value)
+            } else if path == "user" {
+                try readUsers(value)
             } else if case .table(let sub) = value.kind, tables.contains(path) || !sub.isEmpty {
                 // An unknown table with keys in it: its keys are reported, with suggestions.
                 try readTable(sub, prefix: segments)
             } else if tables.contains(path) {
                 throw fileError("\(path) must be a table, not \(value.typeDescription)", line: value.line)
             } else {
-                throw unknownKey(path, line: value.line, candidates: settings.map(\.path) + ["route"] + tables)
+                throw unknownKey(path, line: value.line, candidates: settings.map(\.path) + ["route", "user"] + tables)
             }
         }
     }
@@ -597,6 +654,46 @@ private struct ConfigBuilder {
         }
         config.routes = order.map { routes[$0] }
         routeLines = order.map { routeLines[$0] }
+    }
+
+    mutating func readUsers(_ value: TOMLValue) throws {
+        guard case .array(let items) = value.kind, !items.isEmpty, items.allSatisfy({ $0.tableEntries != nil }) else {
+            throw fileError("user must be written as [[user]] sections", line: value.line)
+        }
+        for item in items {
+            var user = GatewayConfig.User(name: "", password: "")
+            var lines: [String: Int] = [:]
+            for (key, v) in item.tableEntries ?? [] {
+                guard let setting = userSettings.first(where: { $0.path == key }) else {
+                    throw unknownKey("user.\(TOMLReader.display([key]))", line: v.line, candidates: userSettings.map { "user.\($0.path)" })
+                }
+                do {
+                    try setting.apply(v, to: &user)
+                } catch {
+                    throw fileError("user.\(key) \(error.message)", line: v.line)
+                }
+                lines[key] = v.line
+            }
+            guard lines["name"] != nil else { throw fileError("[[user]] has no name", line: item.line) }
+            let shown = TOMLReader.quoted(user.name)
+            guard let passwordLine = lines["password"] else { throw fileError("[[user]] \(shown) has no password", line: item.line) }
+            if user.password == ConfigLoader.mask {
+                throw fileError("user.password of user \(shown) is the mask \(TOMLReader.quoted(ConfigLoader.mask)) that check-config prints, not the real password", line: passwordLine)
+            }
+            if Self.looksHashed(user.password) && !PasswordHasher.isHash(user.password) {
+                throw fileError("user.password of user \(shown) starts like a PHC hash but is not one `gateway hash-password` makes (check for a truncated copy)", line: passwordLine)
+            }
+            if let i = config.users.firstIndex(where: { $0.name == user.name }) {
+                throw fileError("user name \(shown) is already used by the user at line \(userLines[i])", line: item.line)
+            }
+            config.users.append(user)
+            userLines.append(item.line)
+        }
+    }
+
+    /// Whether a password is meant to be a PHC hash rather than plaintext.
+    static func looksHashed(_ password: String) -> Bool {
+        password.hasPrefix("$scrypt$") || password.hasPrefix("$pbkdf2-sha256$")
     }
 
     // MARK: Environment
@@ -687,10 +784,19 @@ private struct ConfigBuilder {
             }
         }
 
-        if !auth.password.isEmpty && !auth.password.hasPrefix("$scrypt$") && !auth.password.hasPrefix("$pbkdf2-sha256$") {
+        // Checked here rather than when read, as api.auth.username may come from the environment.
+        if let i = config.users.firstIndex(where: { $0.name == auth.username }) {
+            throw fileError("user name \(TOMLReader.quoted(auth.username)) is also api.auth.username; give the [[user]] another name", line: userLines[i])
+        }
+
+        if !auth.password.isEmpty && !Self.looksHashed(auth.password) {
             warnings.append("api.auth.password is plaintext; store a hash from `gateway hash-password`")
         }
-        if auth.enable && (auth.username.isEmpty || auth.password.isEmpty) {
+        for user in config.users where !Self.looksHashed(user.password) {
+            warnings.append("the password of user \(TOMLReader.quoted(user.name)) is plaintext; store a hash from `gateway hash-password`")
+        }
+        let hasEnabledUser = config.users.contains(where: \.enabled)
+        if auth.enable && !hasEnabledUser && (auth.username.isEmpty || auth.password.isEmpty) {
             warnings.append("api.auth.enable is true but api.auth.username or api.auth.password is empty: nobody can log in until both are set (GATEWAY_API_AUTH_PASSWORD or GATEWAY_API_AUTH_PASSWORD_FILE)")
         }
     }

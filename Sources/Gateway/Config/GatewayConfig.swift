@@ -6,6 +6,10 @@ struct GatewayConfig: Sendable {
     var auth = Auth()
     var tokens = Tokens()
     var log = Log()
+    var login = Login()
+    var about = About()
+    /// `[[user]]` entries, besides the datarhei single user of `api.auth`.
+    var users: [User] = []
     var routes: [Route] = [Route.defaultAPI]
     /// File the configuration came from (for reload), nil when built in code.
     var sourcePath: String?
@@ -66,6 +70,37 @@ struct GatewayConfig: Sendable {
         var access = true
         /// "error", "warn", "info" or "debug".
         var level = "info"
+    }
+
+    /// Abuse resistance of the login endpoints.
+    struct Login: Sendable {
+        /// A failed login is answered after this delay (a loop timer, never a sleep).
+        var failureDelayMs = 1_000
+        /// Failures allowed per client address within `windowMs` before 429.
+        var maxFailuresPerAddress = 10
+        /// Failures allowed per username within `windowMs` before 429.
+        var maxFailuresPerUser = 5
+        var windowMs = 60_000
+        /// Most addresses and usernames tracked at once (oldest evicted first).
+        var maxTrackedEntries = 100_000
+    }
+
+    /// What `GET /api` answers (datarhei Core's about object).
+    struct About: Sendable {
+        /// datarhei clients check `app == "datarhei-core"` and major version 16.
+        var app = "datarhei-core"
+        var name = "gateway"
+        var versionNumber = "16.16.0"
+    }
+
+    /// A `[[user]]` entry.
+    struct User: Sendable {
+        var name: String
+        /// A PHC hash from `gateway hash-password` (plaintext is accepted with a warning).
+        var password: String
+        var enabled = true
+        /// The envelope profile's login answer then carries a `redirect` (a later issue).
+        var mustChangePassword = false
     }
 
     struct Route: Sendable {

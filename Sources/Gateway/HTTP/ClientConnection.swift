@@ -15,6 +15,9 @@ final class ClientConnection {
         case discardingBody(remaining: Int64)
         /// A request is with the upstream; its answer is relayed.
         case proxying(UpstreamConnection)
+        /// The gateway's own answer is being prepared off the loop (password check) or held
+        /// back (the failed-login delay).
+        case pending
         /// A WebSocket (or other upgrade) tunnel: bytes both ways, unparsed.
         case tunnel(UpstreamConnection)
         /// After an error: our answer is flushed, the write side shut, input read and dropped
@@ -45,6 +48,10 @@ final class ClientConnection {
     var requestStart: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).
     var logLine = AccessLogEntry()
+    /// The answer a `.pending` request gets when its timer fires.
+    var pendingAnswer: [UInt8]?
+    /// 100 Continue already sent for the request whose body is awaited.
+    var sentContinue = false
 
     static let lingerMs: UInt64 = 2_000
 
@@ -336,6 +343,8 @@ final class ClientConnection {
         switch state {
         case .awaitingHead, .discardingBody, .lingering:
             mask = UInt32(EPOLLIN.rawValue)
+        case .pending:
+            if (input?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }
         case .proxying(let u):
             if !peerClosed && (!u.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0) {
                 mask = UInt32(EPOLLIN.rawValue)
@@ -402,6 +411,8 @@ final class ClientConnection {
             close()
         case .proxying(let u):
             upstreamTimedOut(u)
+        case .pending:
+            pendingTimerFired()
         }
     }
 

@@ -35,6 +35,7 @@ extension ClientConnection {
             respondLocally(bytes: AdminResponses.healthy, status: 200, head: head)
             return isAwaitingHead
         }
+        if let answered = handleOwnEndpoint(path, head: head, buffer: buf) { return answered }
         guard let routeIndex = Router.match(path, routes: snapshot.routes) else {
             respondLocally(.notFound, head: head)
             return isAwaitingHead

@@ -15,11 +15,24 @@ final class GatewayState: Sendable {
     let listen: SocketAddress
     /// Revocations outlive snapshots: a reload keeps the same set.
     let revocations: RevocationSet
+    /// Who may log in (plaintext passwords already hashed: building this is slow, so it is
+    /// done where configuration is loaded, never on a loop).
+    let credentials: Credentials
+    let about: AboutInfo
+    let issuerSettings: IssuerSettings
 
-    init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet) throws {
+    init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "") throws {
         self.config = config
         self.ring = ring
         self.revocations = revocations
+        do {
+            credentials = try Credentials(config: config)
+        } catch {
+            throw StartupError("users: \(error)")
+        }
+        about = AboutInfo(config: config, passwordLogin: config.auth.enable && !credentials.isEmpty, startedAt: startedAt, id: instanceID)
+        issuerSettings = IssuerSettings(issuer: config.tokens.issuer, accessLifetime: config.tokens.accessTTLSeconds,
+                                        refreshLifetime: config.tokens.refreshTTLSeconds)
         do {
             listen = try SocketAddress.resolve(config.server.listen)
         } catch {

@@ -14,6 +14,10 @@ final class Server: @unchecked Sendable {
     private var threads: [pthread_t] = []
     private var state: GatewayState
     private let revocations = RevocationSet()
+    private let startedAt = Int64(Date().timeIntervalSince1970)
+    private let instanceID = Crypto.uuidV4()
+    private let throttle: LoginThrottle
+    private let blocking = BlockingPool(threads: 2)
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -28,7 +32,10 @@ final class Server: @unchecked Sendable {
         // The generated demo password is plaintext by design: no warning for it.
         for w in loaded.warnings where !(demo && w.contains("api.auth.password is plaintext")) { log.submit("warning: \(w)") }
         let ring = try Self.loadKeys(loaded.config, log: log)
-        state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations)
+        state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt, instanceID: instanceID)
+        let login = loaded.config.login
+        throttle = LoginThrottle(maxPerAddress: login.maxFailuresPerAddress, maxPerUser: login.maxFailuresPerUser,
+                                 windowMs: UInt64(login.windowMs), maxEntries: login.maxTrackedEntries)
         if demo { try startDemo(loaded.config, password: env["GATEWAY_API_AUTH_PASSWORD"] ?? "") }
     }
 
@@ -76,7 +83,7 @@ final class Server: @unchecked Sendable {
         let count = state.config.server.workers > 0 ? state.config.server.workers : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         do {
             for i in 0..<max(1, count) {
-                let w = try Worker(index: i, state: state, log: log)
+                let w = try Worker(index: i, state: state, log: log, throttle: throttle, blocking: blocking)
                 try w.listen()
                 workers.append(w)
             }
@@ -123,7 +130,7 @@ final class Server: @unchecked Sendable {
         do {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try Self.loadKeys(loaded.config, log: log)
-            let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations)
+            let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt, instanceID: instanceID)
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
                 log.submit("reload: server.listen and server.workers take effect on restart only")
             }

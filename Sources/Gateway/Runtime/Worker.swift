@@ -10,6 +10,9 @@ final class Worker {
     let loop: EventLoop
     private(set) var state: GatewayState
     private(set) var verifier: TokenVerifier
+    private(set) var issuer: TokenIssuer
+    let throttle: LoginThrottle
+    let blocking: BlockingPool
     let buffers = BufferPool(bufferSize: 64 * 1024)
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
@@ -29,12 +32,15 @@ final class Worker {
     /// Called on the worker's thread when it has finished (after a drain).
     var onExit: (@Sendable () -> Void)?
 
-    init(index: Int, state: GatewayState, log: LogWriter) throws {
+    init(index: Int, state: GatewayState, log: LogWriter, throttle: LoginThrottle, blocking: BlockingPool) throws {
         self.index = index
         self.loop = try EventLoop()
         self.state = state
         self.log = log
+        self.throttle = throttle
+        self.blocking = blocking
         self.verifier = TokenVerifier(policy: state.policy)
+        self.issuer = TokenIssuer(settings: state.issuerSettings)
         fieldCapacity = max(state.httpLimits.maxHeaderFields, 1)
         requestFields = .allocate(capacity: fieldCapacity)
         responseFields = .allocate(capacity: fieldCapacity)
@@ -151,6 +157,7 @@ final class Worker {
         if newState.policy.issuer != state.policy.issuer || newState.policy.leeway != state.policy.leeway {
             verifier = TokenVerifier(policy: newState.policy)
         }
+        issuer = TokenIssuer(settings: newState.issuerSettings)
         if newState.httpLimits.maxHeaderFields > fieldCapacity {
             requestFields.deallocate()
             responseFields.deallocate()
@@ -193,6 +200,13 @@ final class Worker {
         // Idle keep-alive connections go now; busy ones finish their request and then close.
         for c in loop.clientConnections() { c.drain() }
         if connectionCount == 0 { stopped = true }
+    }
+
+    /// A password check finished on the blocking pool; the connection may be gone by now.
+    func loginChecked(fd: Int32, generation: UInt32, ok: Bool, user: [UInt8], address: LoginThrottle.PeerKey) {
+        guard case let .client(c)? = loop.handler(fd, generation: generation) else { return }
+        c.finishLogin(ok: ok, user: user, address: address)
+        if case .closed = c.state {} else { c.updateInterest() }
     }
 
     // MARK: request ids, logging

@@ -19,8 +19,9 @@ final class GatewayHarness {
 
     /// `routes`: extra TOML for [[route]] blocks ("UPSTREAM" is replaced by the upstream URL);
     /// nil gives the default protected /api/v3/ route plus an open /open/ route.
-    init(settings: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
-         workers: Int = 1) throws {
+    /// `sections`: more TOML tables (e.g. `[login]`), placed before the routes.
+    init(settings: String = "", sections: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
+         workers: Int = 1, password: String = "test-password-not-used") throws {
         dir = try TempDir()
         port = try freePort()
         self.upstreamPort = try upstreamPort ?? freePort()
@@ -51,10 +52,12 @@ final class GatewayHarness {
 
             [api.auth]
             username = "admin"
-            password = "test-password-not-used"
+            password = "\(password)"
 
             [api.auth.jwt]
             keys_file = "\(keys)"
+
+            \(sections)
 
             \(routeText)
             """

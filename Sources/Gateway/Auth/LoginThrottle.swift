@@ -1,0 +1,91 @@
+import Synchronization
+
+/// Failed-login counters per client address and per username, shared by all workers (a client's
+/// connections land on any of them). A key with `limit` failures inside the window is refused
+/// until the window ends. Memory is bounded: past `maxEntries`, expired entries go first, then
+/// the oldest.
+final class LoginThrottle: Sendable {
+    private struct Counter {
+        var failures: Int
+        var windowStart: UInt64
+    }
+
+    private struct State {
+        var addresses: [PeerKey: Counter] = [:]
+        var users: [[UInt8]: Counter] = [:]
+    }
+
+    struct PeerKey: Hashable, Sendable {
+        let high: UInt64
+        let low: UInt64
+    }
+
+    private let state = Mutex(State())
+    let maxPerAddress: Int
+    let maxPerUser: Int
+    let windowMs: UInt64
+    let maxEntries: Int
+
+    init(maxPerAddress: Int, maxPerUser: Int, windowMs: UInt64, maxEntries: Int) {
+        self.maxPerAddress = maxPerAddress
+        self.maxPerUser = maxPerUser
+        self.windowMs = windowMs
+        self.maxEntries = maxEntries
+    }
+
+    var trackedCount: Int { state.withLock { $0.addresses.count + $0.users.count } }
+
+    /// Seconds until the address or the user may try again, or nil when neither is throttled.
+    func retryAfter(address: PeerKey, user: [UInt8], now: UInt64) -> Int? {
+        state.withLock { s -> Int? in
+            var wait: UInt64 = 0
+            if let c = s.addresses[address], now - c.windowStart < windowMs, c.failures >= maxPerAddress {
+                wait = max(wait, c.windowStart + windowMs - now)
+            }
+            if let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
+                wait = max(wait, c.windowStart + windowMs - now)
+            }
+            return wait == 0 ? nil : Int((wait + 999) / 1000)
+        }
+    }
+
+    func recordFailure(address: PeerKey, user: [UInt8], now: UInt64) {
+        state.withLock { s in
+            Self.bump(&s.addresses, address, now: now, window: windowMs)
+            Self.bump(&s.users, user, now: now, window: windowMs)
+            if s.addresses.count + s.users.count > maxEntries { evict(&s, now: now) }
+        }
+    }
+
+    /// A successful login clears the user's count (not the address's: one success does not
+    /// excuse a spray of failures from the same place).
+    func recordSuccess(user: [UInt8]) {
+        _ = state.withLock { $0.users.removeValue(forKey: user) }
+    }
+
+    private static func bump<K: Hashable>(_ table: inout [K: Counter], _ key: K, now: UInt64, window: UInt64) {
+        if var c = table[key], now - c.windowStart < window {
+            c.failures += 1
+            table[key] = c
+        } else {
+            table[key] = Counter(failures: 1, windowStart: now)
+        }
+    }
+
+    private func evict(_ s: inout State, now: UInt64) {
+        s.addresses = s.addresses.filter { now - $0.value.windowStart < windowMs }
+        s.users = s.users.filter { now - $0.value.windowStart < windowMs }
+        // Still over: drop the oldest half of each table.
+        if s.addresses.count + s.users.count > maxEntries {
+            for table in [0, 1] {
+                if table == 0 {
+                    let keep = s.addresses.sorted { $0.value.windowStart > $1.value.windowStart }.prefix(maxEntries / 4)
+                    s.addresses = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                } else {
+                    let keep = s.users.sorted { $0.value.windowStart > $1.value.windowStart }.prefix(maxEntries / 4)
+                    s.users = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+                }
+            }
+        }
+    }
+}
