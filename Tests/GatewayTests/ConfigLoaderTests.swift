@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Gateway
+import TokenCore
 
 /// gateway.conf to `GatewayConfig`: the key table, environment overrides, checks, and the
 /// effective-configuration printout.
@@ -560,5 +561,353 @@ final class ConfigLoaderTests: XCTestCase {
         guard let e = refusal(text, env: ["GATEWAY_API_AUTH_JWT_SECRET": secret32]) else { return }
         XCTAssertTrue(e.description.contains("api.auth.password is the mask \"********\""), "\(e)")
         XCTAssertNotNil(e.line)
+    }
+
+    // MARK: Login limits
+
+    /// Well-formed PHC strings (all-zero salt and hash): they parse, and match no password anyone uses.
+    private let scryptHash = "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    private let pbkdf2Hash = "$pbkdf2-sha256$i=600000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+    func testTheTestHashesAreHashes() {
+        XCTAssertTrue(PasswordHasher.isHash(scryptHash))
+        XCTAssertTrue(PasswordHasher.isHash(pbkdf2Hash))
+    }
+
+    func testLoginKeysAreReadIntoTheirFields() {
+        let c = load("""
+            [login]
+            failure_delay = "250ms"
+            max_failures_per_address = 20
+            max_failures_per_user = 3
+            window = "10m"
+            max_tracked = 5_000
+            """)?.config
+        XCTAssertEqual(c?.login.failureDelayMs, 250)
+        XCTAssertEqual(c?.login.maxFailuresPerAddress, 20)
+        XCTAssertEqual(c?.login.maxFailuresPerUser, 3)
+        XCTAssertEqual(c?.login.windowMs, 600_000)
+        XCTAssertEqual(c?.login.maxTrackedEntries, 5_000)
+        XCTAssertEqual(load("login.failure_delay = 2")?.config.login.failureDelayMs, 2_000)
+        XCTAssertEqual(load("login.window = 30")?.config.login.windowMs, 30_000)
+        let defaults = load("")?.config.login
+        XCTAssertEqual(defaults?.failureDelayMs, 1_000)
+        XCTAssertEqual(defaults?.maxFailuresPerAddress, 10)
+        XCTAssertEqual(defaults?.maxFailuresPerUser, 5)
+        XCTAssertEqual(defaults?.windowMs, 60_000)
+        XCTAssertEqual(defaults?.maxTrackedEntries, 100_000)
+    }
+
+    func testLoginFailureDelayIsZeroToSixtySeconds() {
+        XCTAssertEqual(load("login.failure_delay = 0")?.config.login.failureDelayMs, 0)
+        XCTAssertEqual(load("login.failure_delay = \"0ms\"")?.config.login.failureDelayMs, 0)
+        XCTAssertEqual(load("login.failure_delay = \"60s\"")?.config.login.failureDelayMs, 60_000)
+        XCTAssertEqual(load("login.failure_delay = \"1m\"")?.config.login.failureDelayMs, 60_000)
+        assertRefused("[login]\nfailure_delay = \"60001ms\"", line: 2, "gateway.conf:2: login.failure_delay must be at most 60s (it is 60001ms)")
+        assertRefused("\n[login]\nfailure_delay = 61", line: 3, "login.failure_delay must be at most 60s (it is 61s)")
+        assertRefused("login.failure_delay = -1", line: 1, "login.failure_delay must not be negative")
+        assertRefused("login.failure_delay = \"soon\"", line: 1, "login.failure_delay must be a duration")
+    }
+
+    func testLoginLimitsMustBeInRange() {
+        XCTAssertEqual(load("login.max_failures_per_address = 1")?.config.login.maxFailuresPerAddress, 1)
+        XCTAssertEqual(load("login.max_failures_per_user = 1_000_000")?.config.login.maxFailuresPerUser, 1_000_000)
+        XCTAssertEqual(load("login.max_tracked = 100")?.config.login.maxTrackedEntries, 100)
+        XCTAssertEqual(load("login.max_tracked = 10_000_000")?.config.login.maxTrackedEntries, 10_000_000)
+        assertRefused("[login]\nmax_failures_per_address = 0", line: 2, "login.max_failures_per_address must be between 1 and 1000000 (it is 0)")
+        assertRefused("[login]\n\nmax_failures_per_address = 1000001", line: 3, "login.max_failures_per_address must be between 1 and 1000000 (it is 1000001)")
+        assertRefused("[login]\nmax_failures_per_user = 0", line: 2, "login.max_failures_per_user must be between 1 and 1000000 (it is 0)")
+        assertRefused("[login]\nmax_failures_per_user = 1000001", line: 2, "login.max_failures_per_user must be between 1 and 1000000")
+        assertRefused("[login]\nmax_tracked = 99", line: 2, "login.max_tracked must be between 100 and 10000000 (it is 99)")
+        assertRefused("[login]\nmax_tracked = 10000001", line: 2, "login.max_tracked must be between 100 and 10000000 (it is 10000001)")
+        assertRefused("[login]\nmax_tracked = \"lots\"", line: 2, "login.max_tracked must be an integer, not a string")
+        assertRefused("[login]\nwindow = 0", line: 2, "login.window must be greater than 0")
+        assertRefused("[login]\nwindow = \"0ms\"", line: 2, "login.window must be greater than 0")
+        assertRefused("[login]\nwindo = 5", line: 2, "unknown key login.windo; did you mean login.window?")
+    }
+
+    func testLoginKeysHaveEnvironmentOverrides() {
+        let c = load("[login]\nfailure_delay = \"2s\"\nwindow = \"5m\"", env: [
+            "GATEWAY_LOGIN_FAILURE_DELAY": "500ms",
+            "GATEWAY_LOGIN_MAX_FAILURES_PER_ADDRESS": "7",
+            "GATEWAY_LOGIN_MAX_FAILURES_PER_USER": "2",
+            "GATEWAY_LOGIN_WINDOW": "90",
+            "GATEWAY_LOGIN_MAX_TRACKED": "1_000",
+        ])
+        XCTAssertEqual(c?.config.login.failureDelayMs, 500)
+        XCTAssertEqual(c?.config.login.maxFailuresPerAddress, 7)
+        XCTAssertEqual(c?.config.login.maxFailuresPerUser, 2)
+        XCTAssertEqual(c?.config.login.windowMs, 90_000)
+        XCTAssertEqual(c?.config.login.maxTrackedEntries, 1_000)
+        XCTAssertEqual(c?.warnings.filter { $0.contains("environment") }, [])
+        XCTAssertEqual(load("", env: ["GATEWAY_LOGIN_FAILURE_DELAY": "0"])?.config.login.failureDelayMs, 0)
+        assertRefused("", env: ["GATEWAY_LOGIN_FAILURE_DELAY": "2m"], line: nil,
+                      "GATEWAY_LOGIN_FAILURE_DELAY: login.failure_delay must be at most 60s (it is 120s)")
+        assertRefused("", env: ["GATEWAY_LOGIN_MAX_FAILURES_PER_ADDRESS": "0"], line: nil,
+                      "GATEWAY_LOGIN_MAX_FAILURES_PER_ADDRESS: login.max_failures_per_address must be between 1 and 1000000")
+        assertRefused("", env: ["GATEWAY_LOGIN_MAX_FAILURES_PER_USER": "many"], line: nil,
+                      "GATEWAY_LOGIN_MAX_FAILURES_PER_USER: login.max_failures_per_user must be an integer, not \"many\"")
+        assertRefused("", env: ["GATEWAY_LOGIN_WINDOW": "0"], line: nil, "GATEWAY_LOGIN_WINDOW: login.window must be greater than 0")
+        assertRefused("", env: ["GATEWAY_LOGIN_MAX_TRACKED": "10"], line: nil,
+                      "GATEWAY_LOGIN_MAX_TRACKED: login.max_tracked must be between 100 and 10000000 (it is 10)")
+    }
+
+    // MARK: About
+
+    func testAboutKeysAreReadIntoTheirFields() {
+        let c = load("[about]\napp = \"my-core\"\nname = \"\"\nversion = \"16.20.1\"")?.config
+        XCTAssertEqual(c?.about.app, "my-core")
+        XCTAssertEqual(c?.about.name, "", "an empty name is allowed")
+        XCTAssertEqual(c?.about.versionNumber, "16.20.1")
+        let defaults = load("")?.config.about
+        XCTAssertEqual(defaults?.app, "datarhei-core")
+        XCTAssertEqual(defaults?.name, "gateway")
+        XCTAssertEqual(defaults?.versionNumber, "16.16.0")
+    }
+
+    func testAboutChecks() {
+        assertRefused("[about]\napp = \"\"", line: 2, "gateway.conf:2: about.app must not be empty")
+        for bad in ["16.16", "16.16.0.1", "v16.16.0", "16.16.0-rc1", "16..0", "16.16.x", "", "١٦.16.0"] {
+            assertRefused("[about]\n\nversion = \"\(bad)\"", line: 3, "about.version must be a version of three numbers like \"16.16.0\"")
+        }
+        assertRefused("about.version = 16", line: 1, "about.version must be a string, not an integer")
+        XCTAssertEqual(load("about.version = \"0.0.0\"")?.config.about.versionNumber, "0.0.0")
+    }
+
+    func testAboutKeysHaveEnvironmentOverrides() {
+        let c = load("[about]\nname = \"file\"", env: [
+            "GATEWAY_ABOUT_APP": "datarhei-core", "GATEWAY_ABOUT_NAME": "edge-1", "GATEWAY_ABOUT_VERSION": "16.17.2",
+        ])?.config
+        XCTAssertEqual(c?.about.app, "datarhei-core")
+        XCTAssertEqual(c?.about.name, "edge-1")
+        XCTAssertEqual(c?.about.versionNumber, "16.17.2")
+        assertRefused("", env: ["GATEWAY_ABOUT_VERSION": "sixteen"], line: nil,
+                      "GATEWAY_ABOUT_VERSION: about.version must be a version of three numbers")
+        assertRefused("", env: ["GATEWAY_ABOUT_APP": ""], line: nil, "GATEWAY_ABOUT_APP: about.app must not be empty")
+    }
+
+    // MARK: Users
+
+    func testUsersAreReadWithTheirDefaults() {
+        let users = load("""
+            [[user]]
+            name = "alice"
+            password = '\(scryptHash)'
+            [[user]]
+            name = "bob"
+            password = '\(pbkdf2Hash)'
+            enabled = false
+            must_change_password = true
+            """)?.config.users
+        XCTAssertEqual(users?.map(\.name), ["alice", "bob"], "file order")
+        XCTAssertEqual(users?.map(\.password), [scryptHash, pbkdf2Hash])
+        XCTAssertEqual(users?.map(\.enabled), [true, false])
+        XCTAssertEqual(users?.map(\.mustChangePassword), [false, true])
+        XCTAssertEqual(load("")?.config.users.count, 0)
+    }
+
+    func testUserNeedsANameAndAPassword() {
+        assertRefused("\n[[user]]\npassword = '\(scryptHash)'", line: 2, "gateway.conf:2: [[user]] has no name")
+        assertRefused("[[user]]\nname = \"alice\"\nenabled = true", line: 1, "[[user]] \"alice\" has no password")
+        assertRefused("[[user]]\nname = \"alice\"\npassword = \"\"", line: 3, "user.password must not be empty")
+        assertRefused("[[user]]\nname = \"\"\npassword = '\(scryptHash)'", line: 2, "user.name must not be empty")
+    }
+
+    func testUserNameHasNoControlCharactersAndAtMost256Bytes() {
+        func user(_ name: String) -> String { "[[user]]\nname = \"\(name)\"\npassword = '\(scryptHash)'" }
+        assertRefused(user("al\\tice"), line: 2, "user.name must not contain control characters")
+        assertRefused(user("al\\u0000ice"), line: 2, "user.name must not contain control characters")
+        assertRefused(user("al\\u007Fice"), line: 2, "user.name must not contain control characters")
+        assertRefused(user("al\\u0085ice"), line: 2, "user.name must not contain control characters")
+        XCTAssertEqual(load(user(String(repeating: "a", count: 256)))?.config.users.first?.name.utf8.count, 256)
+        assertRefused(user(String(repeating: "a", count: 257)), line: 2, "user.name must be at most 256 bytes (it is 257)")
+        // Bytes, not characters: 129 two-byte characters are 258 bytes.
+        assertRefused(user(String(repeating: "é", count: 129)), line: 2, "user.name must be at most 256 bytes (it is 258)")
+        XCTAssertEqual(load(user("Jörg Müller"))?.config.users.first?.name, "Jörg Müller")
+    }
+
+    func testDuplicateUserNameIsAnErrorNamingTheLine() {
+        assertRefused("""
+            [[user]]
+            name = "alice"
+            password = '\(scryptHash)'
+            [[user]]
+            name = "bob"
+            password = '\(scryptHash)'
+            [[user]]
+            name = "alice"
+            password = '\(pbkdf2Hash)'
+            """, line: 7, "gateway.conf:7: user name \"alice\" is already used by the user at line 1")
+    }
+
+    func testUserNamedLikeTheAPIAuthUserIsAnError() {
+        let text = "api.auth.username = \"admin\"\n[[user]]\nname = \"admin\"\npassword = '\(scryptHash)'"
+        assertRefused(text, line: 2, "gateway.conf:2: user name \"admin\" is also api.auth.username")
+        // Also when the api.auth user comes from the environment; and not when the environment renames it.
+        assertRefused("\n[[user]]\nname = \"ops\"\npassword = '\(scryptHash)'", env: ["GATEWAY_API_AUTH_USERNAME": "ops"], line: 2,
+                      "user name \"ops\" is also api.auth.username")
+        XCTAssertEqual(load(text, env: ["GATEWAY_API_AUTH_USERNAME": "root"])?.config.users.map(\.name), ["admin"])
+        // Names are compared exactly.
+        XCTAssertNotNil(load("api.auth.username = \"admin\"\n[[user]]\nname = \"Admin\"\npassword = '\(scryptHash)'"))
+    }
+
+    func testUserPasswordThatStartsLikeAHashMustBeOne() {
+        for bad in ["$scrypt$ln=15,r=8,p=1$...", "$scrypt$", "$pbkdf2-sha256$i=600000$c2FsdA$aGFzaA",
+                    "$scrypt$ln=5,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            let text = "[[user]]\nname = \"alice\"\n\npassword = '\(bad)'"
+            assertRefused(text, line: 4, "gateway.conf:4: user.password of user \"alice\" starts like a PHC hash but is not one")
+            XCTAssertFalse(refusal(text)?.description.contains(bad) ?? true, "the password is not echoed")
+        }
+    }
+
+    func testUserPlaintextPasswordIsAllowedWithAWarningNamingTheUser() {
+        let loaded = load("""
+            [[user]]
+            name = "alice"
+            password = "correct horse"
+            [[user]]
+            name = "bob"
+            password = '\(scryptHash)'
+            """)
+        XCTAssertEqual(loaded?.config.users.first?.password, "correct horse")
+        let plaintext = loaded?.warnings.filter { $0.contains("plaintext") } ?? []
+        XCTAssertEqual(plaintext, ["the password of user \"alice\" is plaintext; store a hash from `gateway hash-password`"])
+        XCTAssertFalse(loaded?.warnings.contains { $0.contains("correct horse") } ?? true, "the password is never shown")
+        // A string that merely contains "$scrypt$" further in is plaintext, not a broken hash.
+        XCTAssertEqual(load("[[user]]\nname = \"c\"\npassword = 'x$scrypt$'")?.config.users.first?.password, "x$scrypt$")
+    }
+
+    func testUserMaskedPasswordIsRefused() {
+        assertRefused("[[user]]\nname = \"alice\"\npassword = \"********\"", line: 3,
+                      "user.password of user \"alice\" is the mask \"********\" that check-config prints")
+    }
+
+    func testUserBlocksAreCheckedLikeRouteBlocks() {
+        assertRefused("[[user]]\nname = \"alice\"\npasword = \"x\"", line: 3, "unknown key user.pasword; did you mean user.password?")
+        assertRefused("[user]\nname = \"alice\"", line: 1, "user must be written as [[user]] sections")
+        assertRefused("user = []", line: 1, "user must be written as [[user]] sections")
+        assertRefused("[[users]]\nname = \"alice\"", line: 1, "unknown key users; did you mean user?")
+        assertRefused("[[user]]\nname = \"alice\"\npassword = '\(scryptHash)'\nenabled = \"yes\"", line: 4, "user.enabled must be true or false")
+        assertRefused("[[user]]\nname = \"alice\"\npassword = '\(scryptHash)'\nmust_change_password = 1", line: 4,
+                      "user.must_change_password must be true or false")
+        assertRefused("[[user]]\nname = 5", line: 2, "user.name must be a string, not an integer")
+    }
+
+    func testEnabledUserSilencesTheNobodyCanLogInWarning() {
+        func nobody(_ w: [String]?) -> Bool { w?.contains { $0.contains("nobody can log in") } ?? false }
+        let user = "[[user]]\nname = \"alice\"\npassword = '\(scryptHash)'"
+        XCTAssertTrue(nobody(load("")?.warnings))
+        XCTAssertFalse(nobody(load(user)?.warnings))
+        XCTAssertTrue(nobody(load(user + "\nenabled = false")?.warnings), "a disabled user cannot log in")
+        XCTAssertFalse(nobody(load(user + "\nenabled = false\n" + user.replacingOccurrences(of: "alice", with: "bob"))?.warnings))
+        XCTAssertFalse(nobody(load("api.auth.username = \"admin\"\napi.auth.password = '\(scryptHash)'")?.warnings))
+    }
+
+    // MARK: Effective configuration with the new keys
+
+    private var configWithUsersText: String {
+        fullConfigText + """
+
+            [login]
+            failure_delay = 0
+            max_failures_per_address = 3
+            window = "90s"
+            [about]
+            name = "edge \\"1\\""
+            version = "16.17.0"
+            [[user]]
+            name = "alice"
+            password = '\(scryptHash)'
+            [[user]]
+            name = "bob"
+            password = "plain text"
+            enabled = false
+            must_change_password = true
+            """
+    }
+
+    /// `text` with each `[[user]]` block's password line replaced by the next of `passwords`: what
+    /// an operator does with check-config output, as users' passwords have no environment variables.
+    private func withUserPasswords(_ text: String, _ passwords: [String]) -> String {
+        var remaining = passwords[...]
+        var inUser = false
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            if line.hasPrefix("[") { inUser = line == "[[user]]" }
+            guard inUser, line.hasPrefix("password = "), let next = remaining.popFirst() else { return String(line) }
+            return "password = \(TOMLReader.quoted(next))"
+        }.joined(separator: "\n")
+    }
+
+    func testEffectiveTextShowsLoginAboutAndMaskedUsers() {
+        guard let config = load(configWithUsersText)?.config else { return }
+        let text = ConfigLoader.effectiveText(config)
+        XCTAssertFalse(text.contains("scrypt"), text)
+        XCTAssertFalse(text.contains("plain text"), text)
+        let lines = settingLines(text)
+        XCTAssertTrue(lines.contains("failure_delay = \"0s\""), "\(lines)")
+        XCTAssertTrue(lines.contains("window = \"90s\""), "\(lines)")
+        XCTAssertTrue(lines.contains("max_tracked = 100000"), "\(lines)")
+        XCTAssertTrue(lines.contains("version = \"16.17.0\""), "\(lines)")
+        guard let first = lines.firstIndex(of: "[[user]]") else { return XCTFail(text) }
+        XCTAssertEqual(Array(lines[first...].prefix(10)), [
+            "[[user]]", "name = \"alice\"", "password = \"********\"", "enabled = true", "must_change_password = false",
+            "[[user]]", "name = \"bob\"", "password = \"********\"", "enabled = false", "must_change_password = true",
+        ])
+        XCTAssertTrue(text.contains("\n[[user]]\nname = \"alice\"                      # the name to log in with\npassword = \"********\"               # a PHC hash"), text)
+        XCTAssertEqual(lines.firstIndex(of: "[login]").map { $0 < first }, true, "users after the scalar keys")
+        XCTAssertEqual(lines.firstIndex(of: "[[route]]").map { $0 > first }, true, "and before the routes")
+        // The effective text of a config without users has no [[user]] block.
+        XCTAssertFalse(ConfigLoader.effectiveText(GatewayConfig()).contains("[[user]]"))
+    }
+
+    func testEffectiveTextWithUsersRoundTrips() {
+        guard let original = load(configWithUsersText)?.config else { return }
+        let text = ConfigLoader.effectiveText(original)
+        let env = ["GATEWAY_API_AUTH_PASSWORD": original.auth.password, "GATEWAY_API_AUTH_JWT_SECRET": original.tokens.secret]
+        // Loaded back as printed, the masked user passwords are refused, naming the first user's line.
+        guard let e = refusal(text, env: env) else { return }
+        XCTAssertTrue(e.description.contains("user.password of user \"alice\" is the mask"), "\(e)")
+        XCTAssertNotNil(e.line)
+        // With the passwords written back, everything round-trips.
+        let restored = withUserPasswords(text, original.users.map(\.password))
+        guard let reloaded = load(restored, env: env)?.config else { return }
+        XCTAssertEqual(ConfigLoader.effectiveText(reloaded), text)
+        XCTAssertEqual(reloaded.users.map(\.name), ["alice", "bob"])
+        XCTAssertEqual(reloaded.users.map(\.password), [scryptHash, "plain text"])
+        XCTAssertEqual(reloaded.users.map(\.enabled), [true, false])
+        XCTAssertEqual(reloaded.users.map(\.mustChangePassword), [false, true])
+        XCTAssertEqual(reloaded.login.failureDelayMs, 0)
+        XCTAssertEqual(reloaded.login.maxFailuresPerAddress, 3)
+        XCTAssertEqual(reloaded.login.windowMs, 90_000)
+        XCTAssertEqual(reloaded.about.name, "edge \"1\"")
+        XCTAssertEqual(reloaded.about.versionNumber, "16.17.0")
+        XCTAssertEqual(reloaded.routes.map(\.prefix), ["/static/files/", "/api/v3/"])
+    }
+
+    // MARK: The example file's new sections
+
+    func testExampleFileDocumentsLoginAboutAndACommentedOutUser() throws {
+        let text = try String(contentsOfFile: examplePath, encoding: .utf8)
+        let loaded = try ConfigLoader.load(path: examplePath, environment: [:])
+        XCTAssertEqual(loaded.config.users.count, 0)
+        XCTAssertEqual(loaded.config.login.failureDelayMs, GatewayConfig.Login().failureDelayMs)
+        XCTAssertEqual(loaded.config.about.versionNumber, GatewayConfig.About().versionNumber)
+        XCTAssertTrue(text.contains("gateway hash-password"))
+        // The [[user]] example, uncommented as it stands, is refused: its "..." is no usable hash.
+        var uncommented = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            for key in ["[[user]]", "name =", "password =", "enabled =", "must_change_password ="] where line.hasPrefix("# " + key) {
+                return String(line.dropFirst(2))
+            }
+            return String(line)
+        }.joined(separator: "\n")
+        XCTAssertNotEqual(uncommented, text)
+        guard let e = refusal(uncommented) else { return }
+        XCTAssertTrue(e.description.contains("user.password of user \"operator\" starts like a PHC hash but is not one"), "\(e)")
+        // With a real hash in its place, the example user loads.
+        uncommented = uncommented.replacingOccurrences(of: "\"$scrypt$ln=15,r=8,p=1$...\"", with: "'\(scryptHash)'")
+        let users = load(uncommented)?.config.users
+        XCTAssertEqual(users?.map(\.name), ["operator"])
+        XCTAssertEqual(users?.first?.enabled, true)
+        XCTAssertEqual(users?.first?.mustChangePassword, false)
     }
 }

@@ -69,7 +69,7 @@ extension ClientConnection {
             consumeInput(Int(length))
             return isAwaitingHead
         }
-        logLine.user(UnsafeRawBufferPointer(start: user, count: user.count))
+        user.withUnsafeBytes { logLine.user($0) }
         let address = clientAddress(head, buffer: buffer)
         let throttle = worker.throttle
         if let wait = throttle.retryAfter(address: address, user: user, now: worker.loop.now) {
@@ -223,7 +223,7 @@ extension ClientConnection {
             respondLocally(bytes: invalid, status: 401, head: head)
             return isAwaitingHead
         }
-        logLine.user(UnsafeRawBufferPointer(start: subject, count: subject.count))
+        subject.withUnsafeBytes { logLine.user($0) }
         guard snapshot.credentials.isActive(subject) else {
             respondLocally(bytes: Self.error(403, "Forbidden", "Invalid subject"), status: 403, head: head)
             return isAwaitingHead

@@ -137,32 +137,12 @@ extension ClientConnection {
             u.requestBody = .length(remaining - Int64(n))
             if remaining - Int64(n) == 0 { u.requestComplete = true }
         case var .chunked(decoder):
-            loop: while true {
-                let room = out.writableBytes - 32
-                guard room > 0 else { break }
-                let view = UnsafeRawBufferPointer(start: inp.base + inp.readerIndex, count: min(inp.readableBytes, room))
-                let (step, offset) = decoder.next(view, from: 0)
-                switch step {
-                case let .data(r):
-                    u.requestBodyBytes += Int64(r.count)
-                    if u.requestBodyBytes > u.maxRequestBody { failed = .payloadTooLarge; break loop }
-                    out.append(hex: r.count)
-                    out.append("\r\n")
-                    out.append(UnsafeRawBufferPointer(rebasing: view[r.start..<r.end]))
-                    out.append("\r\n")
-                    inp.consume(offset)
-                case .needMore:
-                    inp.consume(offset)
-                    break loop
-                case .done:
-                    out.append("0\r\n\r\n")
-                    inp.consume(offset)
-                    u.requestComplete = true
-                    break loop
-                case .error:
-                    failed = .badRequest
-                    break loop
-                }
+            switch ChunkedRelay.relay(from: &inp, to: &out, decoder: &decoder, reframe: true,
+                                      moved: &u.requestBodyBytes, limit: u.maxRequestBody) {
+            case .progress: break
+            case .done: u.requestComplete = true
+            case .malformed: failed = .badRequest
+            case .tooLarge: failed = .payloadTooLarge
             }
             u.requestBody = .chunked(decoder)
         case .none, .untilClose:
@@ -370,34 +350,10 @@ extension ClientConnection {
             complete = remaining - Int64(n) == 0
             if !complete && u.eof && uin.isEmpty { truncated = true }
         case var .chunked(decoder):
-            loop: while true {
-                let room = out.writableBytes - 32
-                guard room > 0 else { break }
-                let view = UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: min(uin.readableBytes, room))
-                let (step, offset) = decoder.next(view, from: 0)
-                switch step {
-                case let .data(r):
-                    if u.chunkedToClient {
-                        out.append(hex: r.count)
-                        out.append("\r\n")
-                    }
-                    out.append(UnsafeRawBufferPointer(rebasing: view[r.start..<r.end]))
-                    if u.chunkedToClient { out.append("\r\n") }
-                    logLine.bytes += Int64(r.count)
-                    uin.consume(offset)
-                case .needMore:
-                    uin.consume(offset)
-                    if u.eof && uin.isEmpty { truncated = true }
-                    break loop
-                case .done:
-                    if u.chunkedToClient { out.append("0\r\n\r\n") }
-                    uin.consume(offset)
-                    complete = true
-                    break loop
-                case .error:
-                    truncated = true
-                    break loop
-                }
+            switch ChunkedRelay.relay(from: &uin, to: &out, decoder: &decoder, reframe: u.chunkedToClient, moved: &logLine.bytes) {
+            case .progress: if u.eof && uin.isEmpty { truncated = true }
+            case .done: complete = true
+            case .malformed, .tooLarge: truncated = true
             }
             u.responseBody = .chunked(decoder)
         case .untilClose:
