@@ -29,6 +29,15 @@ final class LoginThrottleTests: XCTestCase {
         XCTAssertNil(t.retryAfter(address: a, user: alice, now: 10))
     }
 
+    func testConcurrentAttemptsAreCountedWhenAdmittedNotWhenChecked() {
+        let t = LoginThrottle(maxPerAddress: 5, maxPerUser: 100, windowMs: 60_000, maxEntries: 1000)
+        var admitted = 0
+        for _ in 0..<12 where t.admit(address: a, user: alice, now: 0) == nil { admitted += 1 }
+        XCTAssertEqual(admitted, 5, "no more guesses in flight than the limit")
+        t.succeeded(address: a, user: alice)
+        XCTAssertNil(t.admit(address: a, user: alice, now: 1), "a success gives its attempt back")
+    }
+
     func testMemoryIsBoundedUnderAFloodOfAddresses() {
         let t = LoginThrottle(maxPerAddress: 5, maxPerUser: 5, windowMs: 60_000, maxEntries: 1000)
         for i in 0..<20_000 {

@@ -72,7 +72,7 @@ extension ClientConnection {
         user.withUnsafeBytes { logLine.user($0) }
         let address = clientAddress(head, buffer: buffer)
         let throttle = worker.throttle
-        if let wait = throttle.retryAfter(address: address, user: user, now: worker.loop.now) {
+        if let wait = throttle.admit(address: address, user: user, now: worker.loop.now) {
             consumeInput(Int(length))
             respondLocally(bytes: Self.error(429, "Too Many Requests", "Too many failed logins; retry later",
                                              extraHeaders: "Retry-After: \(wait)\r\n"), status: 429, head: head)
@@ -91,6 +91,7 @@ extension ClientConnection {
             box.worker.loop.execute { box.worker.loginChecked(fd: fd, generation: generation, ok: ok, user: user, address: address) }
         }
         if !accepted {
+            throttle.succeeded(address: address, user: user)  // not a guess: give the attempt back
             state = .awaitingHead
             _ = appendOutput(Self.error(503, "Service Unavailable", "Too many logins in progress"))
             logLine.status = 503
@@ -104,7 +105,7 @@ extension ClientConnection {
     func finishLogin(ok: Bool, user: [UInt8], address: LoginThrottle.PeerKey) {
         guard case .pending = state else { return }
         if ok {
-            worker.throttle.recordSuccess(user: user)
+            worker.throttle.succeeded(address: address, user: user)
             let subject = String(decoding: user, as: UTF8.self)
             do {
                 let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: worker.loop.unixNow)
@@ -119,8 +120,7 @@ extension ClientConnection {
             }
             return
         }
-        worker.throttle.recordFailure(address: address, user: user, now: worker.loop.now)
-        // Answered after the delay, held by a loop timer: other clients are served meanwhile.
+        // The failure was counted when the attempt was admitted. Answered after the delay, held by a loop timer: other clients are served meanwhile.
         pendingAnswer = Self.error(401, "Unauthorized", "Invalid authorization credentials: invalid username or password")
         let delay = UInt64(snapshot.config.login.failureDelayMs)
         if delay == 0 { deliverPending(pendingAnswer!, status: 401); return }
@@ -250,7 +250,8 @@ extension ClientConnection {
                                         now: worker.loop.unixNow)) != nil {
             full = true
         }
-        let body = snapshot.about.body(full: full, uptimeSeconds: worker.loop.unixNow - snapshot.about.startedAt)
+        var body = snapshot.about.body(full: full, uptimeSeconds: worker.loop.unixNow - snapshot.about.startedAt)
+        if full, let fromUpstream = snapshot.upstreamAbout?.body(auths: snapshot.about.auths) { body = fromUpstream }
         respondLocally(bytes: Self.json(status: 200, reason: "OK", body: body), status: 200, head: head)
         return isAwaitingHead
     }

@@ -135,6 +135,7 @@ enum ConfigLoader {
             .init("about.app", .text(\.about.app, .nonEmpty), "the app of GET /api; datarhei clients expect \"datarhei-core\""),
             .init("about.name", .text(\.about.name, .any), "the name of GET /api"),
             .init("about.version", .text(\.about.versionNumber, .version), "the version.number of GET /api, \"N.N.N\"; clients expect major 16"),
+            .init("about.from_upstream", .flag(\.about.fromUpstream), "take the full about object from the upstream's own GET /api (cached; auths replaced)"),
         ]
     }
 

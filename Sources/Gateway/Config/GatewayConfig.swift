@@ -91,6 +91,9 @@ struct GatewayConfig: Sendable {
         var app = "datarhei-core"
         var name = "gateway"
         var versionNumber = "16.16.0"
+        /// The full object comes from the first route's upstream's own `GET /api`, fetched off
+        /// the loops every 30 s and cached; `auths` is always the gateway's.
+        var fromUpstream = false
     }
 
     /// A `[[user]]` entry.

@@ -19,10 +19,14 @@ final class GatewayState: Sendable {
     /// done where configuration is loaded, never on a loop).
     let credentials: Credentials
     let about: AboutInfo
+    /// The upstream's own about object, when `about.from_upstream` is on (outlives snapshots).
+    let upstreamAbout: UpstreamAbout?
     let issuerSettings: IssuerSettings
 
-    init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "") throws {
+    init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "",
+         upstreamAbout: UpstreamAbout? = nil) throws {
         self.config = config
+        self.upstreamAbout = config.about.fromUpstream ? upstreamAbout : nil
         self.ring = ring
         self.revocations = revocations
         do {

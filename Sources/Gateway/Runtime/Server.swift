@@ -18,6 +18,7 @@ final class Server: @unchecked Sendable {
     private let instanceID = Crypto.uuidV4()
     private let throttle: LoginThrottle
     private let blocking = BlockingPool(threads: 2)
+    private let upstreamAbout = UpstreamAbout()
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -32,7 +33,11 @@ final class Server: @unchecked Sendable {
         // The generated demo password is plaintext by design: no warning for it.
         for w in loaded.warnings where !(demo && w.contains("api.auth.password is plaintext")) { log.submit("warning: \(w)") }
         let ring = try Self.loadKeys(loaded.config, log: log)
-        state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt, instanceID: instanceID)
+        state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
+                                 instanceID: instanceID, upstreamAbout: upstreamAbout)
+        if loaded.config.about.fromUpstream, let first = state.upstreams.first {
+            upstreamAbout.start(address: first, host: state.upstreamNames[0])
+        }
         let login = loaded.config.login
         throttle = LoginThrottle(maxPerAddress: login.maxFailuresPerAddress, maxPerUser: login.maxFailuresPerUser,
                                  windowMs: UInt64(login.windowMs), maxEntries: login.maxTrackedEntries)
@@ -130,11 +135,15 @@ final class Server: @unchecked Sendable {
         do {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try Self.loadKeys(loaded.config, log: log)
-            let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt, instanceID: instanceID)
+            let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
+                                        instanceID: instanceID, upstreamAbout: upstreamAbout)
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
                 log.submit("reload: server.listen and server.workers take effect on restart only")
             }
             state = next
+            if next.config.about.fromUpstream, let first = next.upstreams.first {
+                upstreamAbout.start(address: first, host: next.upstreamNames[0])
+            }
             for w in workers {
                 let box = WorkerBox(w), s = StateBox(next)
                 w.loop.execute { box.worker.install(s.state) }

@@ -21,7 +21,7 @@ final class GatewayHarness {
     /// nil gives the default protected /api/v3/ route plus an open /open/ route.
     /// `sections`: more TOML tables (e.g. `[login]`), placed before the routes.
     init(settings: String = "", sections: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
-         workers: Int = 1, password: String = "test-password-not-used") throws {
+         workers: Int = 1, password: String = "test-password-not-used", authEnabled: Bool = true) throws {
         dir = try TempDir()
         port = try freePort()
         self.upstreamPort = try upstreamPort ?? freePort()
@@ -51,6 +51,7 @@ final class GatewayHarness {
             \(settings)
 
             [api.auth]
+            enable = \(authEnabled)
             username = "admin"
             password = "\(password)"
 
