@@ -36,6 +36,9 @@ public struct VerifiedToken {
     public let expiresAt: Int64
     public let subject: UnsafeRawBufferPointer
     public let tokenID: UnsafeRawBufferPointer
+    /// The login family (`lid` claim) when the token has one: tokens of one login and of the
+    /// refreshes that followed share it (revoked together on refresh-token reuse).
+    public let loginID: UnsafeRawBufferPointer
 
     public var subjectString: String { String(decoding: subject, as: UTF8.self) }
     public var tokenIDString: String { String(decoding: tokenID, as: UTF8.self) }
@@ -60,6 +63,7 @@ public final class TokenVerifier {
     private let mac: UnsafeMutableRawBufferPointer
     private let subject: UnsafeMutableRawBufferPointer
     private let tokenID: UnsafeMutableRawBufferPointer
+    private let loginID: UnsafeMutableRawBufferPointer
 
     private static let maxTokenIDBytes = 128
 
@@ -74,7 +78,7 @@ public final class TokenVerifier {
     public init(policy: VerifierPolicy) {
         self.policy = policy
         let part = Base64URL.decodedLength(policy.maxTokenBytes) ?? policy.maxTokenBytes
-        let sizes = [part, part, 1024, 64, policy.maxSubjectBytes, Self.maxTokenIDBytes]
+        let sizes = [part, part, 1024, 64, policy.maxSubjectBytes, Self.maxTokenIDBytes, Self.maxTokenIDBytes]
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: sizes.reduce(0, +), alignment: 16)
         var parts: [UnsafeMutableRawBufferPointer] = []
         var offset = 0
@@ -84,7 +88,7 @@ public final class TokenVerifier {
         }
         scratch = memory
         header = parts[0]; payload = parts[1]; signature = parts[2]
-        mac = parts[3]; subject = parts[4]; tokenID = parts[5]
+        mac = parts[3]; subject = parts[4]; tokenID = parts[5]; loginID = parts[6]
         try? tape.parse([UInt8]("{}".utf8), limits: .token) // sizes the tape once
     }
 
@@ -249,7 +253,7 @@ public final class TokenVerifier {
     private func checkClaims(_ p: UnsafeRawBufferPointer, keyIndex: Int, use: TokenUse?,
                              revocations: RevocationSet?, now: Int64) throws(TokenError) -> VerifiedToken {
         let nodes = tape
-        var exp = -1, iat = -1, nbf = -1, iss = -1, aud = -1, sub = -1, usefor = -1, jti = -1
+        var exp = -1, iat = -1, nbf = -1, iss = -1, aud = -1, sub = -1, usefor = -1, jti = -1, lid = -1
         var i = 1
         let end = Int(nodes[0].next)
         while i < end {
@@ -262,6 +266,7 @@ public final class TokenVerifier {
             case Self.nameKey("sub"): sub = i + 1
             case Self.nameKey("usefor"): usefor = i + 1
             case Self.nameKey("jti"): jti = i + 1
+            case Self.nameKey("lid"): lid = i + 1
             default: break
             }
             i = Int(nodes[i + 1].next)
@@ -312,13 +317,22 @@ public final class TokenVerifier {
             throw .invalidTokenID
         }
 
+        var lidLen = 0
+        if lid >= 0 {
+            guard nodes[lid].kind == .string, let n = JSONText.decode(nodes[lid], in: p, into: loginID), n > 0,
+                  !Self.hasControlCharacter(UnsafeRawBufferPointer(rebasing: loginID[0..<n])) else { throw .invalidTokenID }
+            lidLen = n
+        }
+
         let subjectBytes = UnsafeRawBufferPointer(rebasing: subject[0..<subLen])
         let tokenIDBytes = UnsafeRawBufferPointer(rebasing: tokenID[0..<jtiLen])
-        if let revocations, let why = revocations.check(jti: tokenIDBytes, subject: subjectBytes, issuedAt: issuedAt) {
+        let loginIDBytes = UnsafeRawBufferPointer(rebasing: loginID[0..<lidLen])
+        if let revocations, let why = revocations.check(jti: tokenIDBytes, subject: subjectBytes, issuedAt: issuedAt,
+                                                        family: lidLen > 0 ? loginIDBytes : nil) {
             throw why
         }
         return VerifiedToken(keyIndex: keyIndex, issuedAt: issuedAt, expiresAt: expiresAt,
-                             subject: subjectBytes, tokenID: tokenIDBytes)
+                             subject: subjectBytes, tokenID: tokenIDBytes, loginID: loginIDBytes)
     }
 
     private func audienceContains(_ aud: Int, _ wanted: [UInt8], nodes: JSONTape, in p: UnsafeRawBufferPointer) -> Bool {

@@ -14,9 +14,24 @@ extension ClientConnection {
             return answerAbout(head, buffer: buffer)
         }
         guard snapshot.config.auth.enable else { return nil }
+        let profiles = snapshot.config.profiles
+        if profiles.envelope {
+            if path.elementsEqual(profiles.envelopeLoginPath.utf8) || path.elementsEqual(profiles.envelopeRefreshPath.utf8) {
+                guard acceptsJSON(head, buffer: buffer) else {
+                    respondLocally(bytes: EnvelopeError.notAcceptable.bytes(), status: 406, head: head)
+                    return isAwaitingHead
+                }
+                guard method.elementsEqual("POST".utf8) else {
+                    respondLocally(bytes: EnvelopeError.methodNotAllowed.bytes(), status: 405, head: head)
+                    return isAwaitingHead
+                }
+                if path.elementsEqual(profiles.envelopeLoginPath.utf8) { return startLogin(head, buffer: buffer, envelope: true) }
+                return answerEnvelopeRefresh(head, buffer: buffer)
+            }
+        }
         if HeaderName.equals(path, "/api/login") {
             guard method.elementsEqual("POST".utf8) else { return methodNotAllowed(head) }
-            return startLogin(head, buffer: buffer)
+            return startLogin(head, buffer: buffer, envelope: false)
         }
         if HeaderName.equals(path, "/api/login/refresh") {
             guard method.elementsEqual("GET".utf8) else { return methodNotAllowed(head) }
@@ -41,16 +56,22 @@ extension ClientConnection {
 
     // MARK: login
 
-    private func startLogin(_ head: RequestHead, buffer: UnsafeRawBufferPointer) -> Bool {
-        let missing = Self.error(400, "Bad Request", "Missing authorization credentials")
+    /// A small JSON body (at most 4 KiB, Content-Length framed): waits until it is all in.
+    enum SmallBody {
+        case wait
+        case answered
+        case body(UnsafeRawBufferPointer)
+    }
+
+    func smallJSONBody(_ head: RequestHead, buffer: UnsafeRawBufferPointer, malformed: [UInt8]) -> SmallBody {
         guard !head.chunked, let length = head.contentLength else {
-            if head.chunked { respondAndClose(.badRequest); return false }
-            respondLocally(bytes: missing, status: 400, head: head)
-            return isAwaitingHead
+            if head.chunked { respondAndClose(.badRequest); return .answered }
+            respondLocally(bytes: malformed, status: 400, head: head)
+            return .answered
         }
         guard length <= 4096 else {
             respondAndClose(.payloadTooLarge)
-            return false
+            return .answered
         }
         guard buffer.count >= head.headLength + Int(length) else {
             // Wait for the whole (small) body; the head is parsed again when it is complete.
@@ -59,28 +80,46 @@ extension ClientConnection {
                 _ = appendOutput(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 _ = flush()
             }
-            return false
+            return .wait
         }
         sentContinue = false
         let body = UnsafeRawBufferPointer(rebasing: buffer[head.headLength..<(head.headLength + Int(length))])
-        guard isJSONContentType(head, buffer: buffer), let (user, password) = Self.credentials(in: body) else {
-            respondLocally(bytes: missing, status: 400, head: head)
-            logLine.bytes = 0
+        guard isJSONContentType(head, buffer: buffer) else {
             consumeInput(Int(length))
+            respondLocally(bytes: malformed, status: 400, head: head)
+            return .answered
+        }
+        return .body(body)
+    }
+
+    private func startLogin(_ head: RequestHead, buffer: UnsafeRawBufferPointer, envelope: Bool) -> Bool {
+        let malformed = envelope ? EnvelopeError.invalidRequest.bytes() : Self.error(400, "Bad Request", "Missing authorization credentials")
+        let body: UnsafeRawBufferPointer
+        switch smallJSONBody(head, buffer: buffer, malformed: malformed) {
+        case .wait: return false
+        case .answered: return isAwaitingHead
+        case let .body(b): body = b
+        }
+        let length = body.count
+        guard let (user, password) = envelope ? Self.strings(in: body, "user", "password") : Self.strings(in: body, "username", "password") else {
+            consumeInput(length)
+            respondLocally(bytes: malformed, status: 400, head: head)
             return isAwaitingHead
         }
         user.withUnsafeBytes { logLine.user($0) }
         let address = clientAddress(head, buffer: buffer)
         let throttle = worker.throttle
         if let wait = throttle.admit(address: address, user: user, now: worker.loop.now) {
-            consumeInput(Int(length))
-            respondLocally(bytes: Self.error(429, "Too Many Requests", "Too many failed logins; retry later",
-                                             extraHeaders: "Retry-After: \(wait)\r\n"), status: 429, head: head)
+            consumeInput(length)
+            let answer = envelope ? EnvelopeError.tooManyAttempts.bytes(extraHeaders: "Retry-After: \(wait)\r\n")
+                : Self.error(429, "Too Many Requests", "Too many failed logins; retry later", extraHeaders: "Retry-After: \(wait)\r\n")
+            respondLocally(bytes: answer, status: 429, head: head)
             return isAwaitingHead
         }
-        consumeInput(head.headLength + Int(length))
+        consumeInput(head.headLength + length)
         state = .pending
         pendingAnswer = nil
+        pendingEnvelope = envelope
         setDeadline(worker.loop.now + 30_000, keepIfEarlier: false)
         let credentials = snapshot.credentials
         let fd = self.fd, generation = self.generation
@@ -107,6 +146,11 @@ extension ClientConnection {
         if ok {
             worker.throttle.succeeded(address: address, user: user)
             let subject = String(decoding: user, as: UTF8.self)
+            if pendingEnvelope {
+                let mustChange = snapshot.credentials.entry(named: user)?.mustChangePassword ?? false
+                deliverPending(envelopeTokens(subject: subject, loginID: Crypto.uuidV4(), refreshed: false, redirect: mustChange), status: 200)
+                return
+            }
             do {
                 let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: worker.loop.unixNow)
                 let refresh = try worker.issuer.issue(subject: subject, use: .refresh, ring: snapshot.ring, now: worker.loop.unixNow)
@@ -121,7 +165,8 @@ extension ClientConnection {
             return
         }
         // The failure was counted when the attempt was admitted. Answered after the delay, held by a loop timer: other clients are served meanwhile.
-        pendingAnswer = Self.error(401, "Unauthorized", "Invalid authorization credentials: invalid username or password")
+        pendingAnswer = pendingEnvelope ? EnvelopeError.invalidCredentials.bytes()
+            : Self.error(401, "Unauthorized", "Invalid authorization credentials: invalid username or password")
         let delay = UInt64(snapshot.config.login.failureDelayMs)
         if delay == 0 { deliverPending(pendingAnswer!, status: 401); return }
         setDeadline(worker.loop.now + delay, keepIfEarlier: false)
@@ -161,17 +206,17 @@ extension ClientConnection {
         return false
     }
 
-    /// `username` and `password`, both non-empty strings, from a JSON object body.
-    static func credentials(in body: UnsafeRawBufferPointer) -> ([UInt8], [UInt8])? {
+    /// Two members, both non-empty strings, from a JSON object body.
+    static func strings(in body: UnsafeRawBufferPointer, _ first: StaticString, _ second: StaticString) -> ([UInt8], [UInt8])? {
         let tape = JSONTape(capacity: 16)
         guard (try? tape.parse(body, limits: JSONLimits(maxBytes: 4096, maxDepth: 4, maxValues: 64))) != nil,
               tape[0].kind == .object,
-              let u = JSONText.member("username", of: 0, in: tape, bytes: body), tape[u].kind == .string,
-              let p = JSONText.member("password", of: 0, in: tape, bytes: body), tape[p].kind == .string else { return nil }
-        let user = Array(JSONText.DecodedBytes(tape[u], in: body))
-        let password = Array(JSONText.DecodedBytes(tape[p], in: body))
-        guard !user.isEmpty, !password.isEmpty, user.count <= 256 else { return nil }
-        return (user, password)
+              let u = JSONText.member(first, of: 0, in: tape, bytes: body), tape[u].kind == .string,
+              let p = JSONText.member(second, of: 0, in: tape, bytes: body), tape[p].kind == .string else { return nil }
+        let a = Array(JSONText.DecodedBytes(tape[u], in: body))
+        let b = Array(JSONText.DecodedBytes(tape[p], in: body))
+        guard !a.isEmpty, !b.isEmpty, a.count <= 8192 else { return nil }
+        return (a, b)
     }
 
     /// The client's address: the socket peer, or, when the peer is a trusted proxy, the

@@ -136,6 +136,12 @@ enum ConfigLoader {
             .init("about.name", .text(\.about.name, .any), "the name of GET /api"),
             .init("about.version", .text(\.about.versionNumber, .version), "the version.number of GET /api, \"N.N.N\"; clients expect major 16"),
             .init("about.from_upstream", .flag(\.about.fromUpstream), "take the full about object from the upstream's own GET /api (cached; auths replaced)"),
+            .init("profiles.envelope", .flag(\.profiles.envelope), "also offer the envelope login API (login and refresh below)"),
+            .init("profiles.envelope_login_path", .text(\.profiles.envelopeLoginPath, .pathPrefix), "path of the envelope login"),
+            .init("profiles.envelope_refresh_path", .text(\.profiles.envelopeRefreshPath, .pathPrefix), "path of the envelope refresh"),
+            .init("profiles.envelope_access_ttl", .seconds(\.profiles.envelopeAccessTTLSeconds, minimum: 1), "lifetime of an envelope access token"),
+            .init("profiles.envelope_refresh_ttl", .seconds(\.profiles.envelopeRefreshTTLSeconds, minimum: 1), "lifetime of an envelope refresh token"),
+            .init("profiles.envelope_redirect", .text(\.profiles.envelopeRedirect, .any), "the redirect of a login whose user must change the password"),
         ]
     }
 
@@ -158,6 +164,7 @@ enum ConfigLoader {
             .init("auth", .authMode(\.auth), "\"required\" (a valid access token) or \"none\""),
             .init("forward_authorization", .flag(\.forwardAuthorization), "pass the client's Authorization header to the upstream"),
             .init("max_body", .optionalSize(\.maxBodyBytes), "request body limit for this route; limits.body when absent"),
+            .init("errors", .choice(\.errors, ["datarhei", "envelope"]), "shape of the gateway's own errors on this route: \"datarhei\" or \"envelope\""),
         ]
     }
 

@@ -8,6 +8,7 @@ struct GatewayConfig: Sendable {
     var log = Log()
     var login = Login()
     var about = About()
+    var profiles = Profiles()
     /// `[[user]]` entries, besides the datarhei single user of `api.auth`.
     var users: [User] = []
     var routes: [Route] = [Route.defaultAPI]
@@ -96,6 +97,18 @@ struct GatewayConfig: Sendable {
         var fromUpstream = false
     }
 
+    /// Login APIs besides datarhei Core's.
+    struct Profiles: Sendable {
+        /// The envelope login API (`{"code","result",...}` bodies), beside the datarhei one.
+        var envelope = false
+        var envelopeLoginPath = "/api/v1/auth/login"
+        var envelopeRefreshPath = "/api/v1/auth/refresh"
+        var envelopeAccessTTLSeconds: Int64 = 1_800
+        var envelopeRefreshTTLSeconds: Int64 = 14_400
+        /// Sent as `redirect` when the user must change its password.
+        var envelopeRedirect = "pw/reset"
+    }
+
     /// A `[[user]]` entry.
     struct User: Sendable {
         var name: String
@@ -116,6 +129,8 @@ struct GatewayConfig: Sendable {
         var forwardAuthorization = false
         /// nil: `limits.body`.
         var maxBodyBytes: Int64?
+        /// "datarhei" (DESIGN section 1 bodies) or "envelope" (`{"code","error","desc"}`).
+        var errors = "datarhei"
 
         static let defaultAPI = Route(prefix: "/api/v3/", upstream: "http://127.0.0.1:9000")
     }

@@ -52,6 +52,15 @@ final class ClientConnection {
     var pendingAnswer: [UInt8]?
     /// 100 Continue already sent for the request whose body is awaited.
     var sentContinue = false
+    /// The current request's route wants envelope-shaped errors.
+    var envelopeErrors = false
+    /// The pending login came from the envelope profile.
+    var pendingEnvelope = false
+
+    /// The bytes of a gateway error in the shape the current route wants.
+    func errorBytes(_ response: GatewayResponse, close: Bool) -> [UInt8] {
+        envelopeErrors ? EnvelopeError(response).bytes(close: close) : response.bytes(close: close)
+    }
 
     static let lingerMs: UInt64 = 2_000
 
@@ -215,9 +224,10 @@ final class ClientConnection {
             respondAndClose(response)
             return
         }
-        guard appendOutput(response.bytes(close: false)) else { respondAndClose(response); return }
+        let bytes = errorBytes(response, close: false)
+        guard appendOutput(bytes) else { respondAndClose(response); return }
         logLine.status = response.status
-        logLine.bytes = Int64(response.bytes(close: false).count)
+        logLine.bytes = Int64(bytes.count)
         consumeInput(head.headLength)
         if bodyLength > 0 {
             state = .discardingBody(remaining: bodyLength)
@@ -228,7 +238,7 @@ final class ClientConnection {
 
     /// Answers and closes: flush, shut the write side, drain input for a bounded time.
     func respondAndClose(_ response: GatewayResponse) {
-        let bytes = response.bytes(close: true)
+        let bytes = errorBytes(response, close: true)
         if output == nil { output = worker.buffers.take() }
         output?.append(bytes)
         logLine.status = response.status

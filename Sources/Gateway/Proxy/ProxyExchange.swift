@@ -13,6 +13,7 @@ extension ClientConnection {
         let buf = inp.readable
         keepAlive = head.keepAlive && !worker.draining
         requestIsHEAD = head.isHEAD
+        envelopeErrors = false
         logLine.enabled = config.log.access
         logLine.reset()
         logLine.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
@@ -41,6 +42,7 @@ extension ClientConnection {
             return isAwaitingHead
         }
         let route = snapshot.routes[routeIndex]
+        envelopeErrors = route.envelopeErrors
 
         var subject: UnsafeRawBufferPointer?
         if route.authRequired {
@@ -442,7 +444,7 @@ extension ClientConnection {
         u.pool.close(u)
         state = .awaitingHead
         if requestComplete && keepAlive && !peerClosed {
-            let bytes = response.bytes(close: false)
+            let bytes = errorBytes(response, close: false)
             guard appendOutput(bytes) else { respondAndClose(response); return }
             logLine.status = response.status
             logLine.bytes = Int64(bytes.count)

@@ -5,6 +5,8 @@ struct CompiledRoute: Sendable {
     let authRequired: Bool
     let forwardAuthorization: Bool
     let maxBodyBytes: Int64
+    /// The gateway's own errors on this route use the envelope shape.
+    let envelopeErrors: Bool
 }
 
 /// Why a request target is refused before routing (400), never forwarded.

@@ -63,7 +63,8 @@ final class GatewayState: Sendable {
             }
             compiled.append(CompiledRoute(prefix: Array(r.prefix.utf8), upstreamIndex: index,
                                           authRequired: r.auth == .required, forwardAuthorization: r.forwardAuthorization,
-                                          maxBodyBytes: r.maxBodyBytes ?? config.limits.bodyBytes))
+                                          maxBodyBytes: r.maxBodyBytes ?? config.limits.bodyBytes,
+                                          envelopeErrors: r.errors == "envelope"))
         }
         // Longest prefix first, so the most specific route wins.
         routes = compiled.enumerated().sorted { a, b in

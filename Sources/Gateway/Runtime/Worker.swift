@@ -11,6 +11,9 @@ final class Worker {
     private(set) var state: GatewayState
     private(set) var verifier: TokenVerifier
     private(set) var issuer: TokenIssuer
+    /// Checks signatures but not expiry: the envelope refresh accepts the client's expired
+    /// access token as proof of the same subject.
+    private(set) var lenientVerifier: TokenVerifier
     let throttle: LoginThrottle
     let blocking: BlockingPool
     let buffers = BufferPool(bufferSize: 64 * 1024)
@@ -41,6 +44,7 @@ final class Worker {
         self.blocking = blocking
         self.verifier = TokenVerifier(policy: state.policy)
         self.issuer = TokenIssuer(settings: state.issuerSettings)
+        self.lenientVerifier = TokenVerifier(policy: Self.lenientPolicy(state.policy))
         fieldCapacity = max(state.httpLimits.maxHeaderFields, 1)
         requestFields = .allocate(capacity: fieldCapacity)
         responseFields = .allocate(capacity: fieldCapacity)
@@ -158,6 +162,7 @@ final class Worker {
             verifier = TokenVerifier(policy: newState.policy)
         }
         issuer = TokenIssuer(settings: newState.issuerSettings)
+        lenientVerifier = TokenVerifier(policy: Self.lenientPolicy(newState.policy))
         if newState.httpLimits.maxHeaderFields > fieldCapacity {
             requestFields.deallocate()
             responseFields.deallocate()
@@ -200,6 +205,12 @@ final class Worker {
         // Idle keep-alive connections go now; busy ones finish their request and then close.
         for c in loop.clientConnections() { c.drain() }
         if connectionCount == 0 { stopped = true }
+    }
+
+    static func lenientPolicy(_ p: VerifierPolicy) -> VerifierPolicy {
+        var lenient = p
+        lenient.leeway = 100 * 365 * 86_400
+        return lenient
     }
 
     /// A password check finished on the blocking pool; the connection may be gone by now.
