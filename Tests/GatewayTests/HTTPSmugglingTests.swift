@@ -91,6 +91,20 @@ final class HTTPSmugglingTests: XCTestCase {
         XCTAssertEqual(spy.received(), [], "nothing reached the upstream")
     }
 
+    func testARequestHiddenInTheBodyOfAnAnswerTheGatewayGivesItselfIsNeverRun() throws {
+        let hidden = "GET /api/v3/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        for (method, path) in [("GET", "/api/login"), ("PUT", "/api"), ("POST", "/api/login/refresh"), ("DELETE", "/api/logout"),
+                               ("POST", "/nowhere"), ("POST", "/api/v3/../x")] {
+            let c = try gw.connect()
+            try c.send("\(method) \(path) HTTP/1.1\r\nHost: a\r\nContent-Length: \(hidden.utf8.count)\r\n\r\n\(hidden)")
+            let r = try c.readResponse()
+            XCTAssertTrue([400, 401, 404, 405].contains(r.status), "\(method) \(path): \(r.status)")
+            try c.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200, "\(method) \(path): the next answer is the next request's")
+        }
+        XCTAssertEqual(spy.received(), [], "the hidden request never reached the upstream")
+    }
+
     func testOverlongRequestLineIs414AndTheClientReadsIt() throws {
         let c = try gw.connect()
         try c.send("GET /api/v3/" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -58,8 +58,7 @@ extension ClientConnection {
         }
         func answer(_ e: EnvelopeError, rule: TokenError? = nil) -> Bool {
             if let rule { logLine.rule = BearerFailureRule(rule) }
-            consumeInput(body.count)
-            respondLocally(bytes: e.bytes(), status: e.status.0, head: head)
+            respondLocally(bytes: e.bytes(), status: e.status.0, head: head, bodyRead: true)
             return isAwaitingHead
         }
         let tape = JSONTape(capacity: 8)
@@ -88,7 +87,9 @@ extension ClientConnection {
             let reused = jti.withUnsafeBytes { revocations.isRevoked(jti: $0) }
             if reused && !family.isEmpty {
                 // Reuse: the token was already exchanged. Void the whole login.
-                revocations.revoke(family: family, until: worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds)
+                let until = worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds
+                revocations.revoke(family: family, until: until)
+                worker.persist(.lid, family, until: until)
                 return answer(.tokenReused, rule: why)
             }
             return answer(reused ? .tokenReused : .invalidToken, rule: why)
@@ -111,14 +112,16 @@ extension ClientConnection {
         // Rotate: this refresh token is spent; a second use is reuse.
         guard revocations.revokeIfNew(jti: jti, until: expiresAt) else {
             if !family.isEmpty {
-                revocations.revoke(family: family, until: worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds)
+                let until = worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds
+                revocations.revoke(family: family, until: until)
+                worker.persist(.lid, family, until: until)
             }
             return answer(.tokenReused)
         }
+        worker.persist(.jti, jti, until: expiresAt)
         let loginID = family.isEmpty ? Crypto.uuidV4() : String(decoding: family, as: UTF8.self)
-        consumeInput(body.count)
         respondLocally(bytes: envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID,
-                                             refreshed: true, redirect: false), status: 200, head: head)
+                                             refreshed: true, redirect: false), status: 200, head: head, bodyRead: true)
         return isAwaitingHead
     }
 }

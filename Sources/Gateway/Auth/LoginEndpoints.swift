@@ -33,6 +33,10 @@ extension ClientConnection {
             guard method.elementsEqual("POST".utf8) else { return methodNotAllowed(head) }
             return startLogin(head, buffer: buffer, envelope: false)
         }
+        if HeaderName.equals(path, "/api/logout") {
+            guard method.elementsEqual("POST".utf8) else { return methodNotAllowed(head) }
+            return startLogout(head, buffer: buffer)
+        }
         if HeaderName.equals(path, "/api/login/refresh") {
             guard method.elementsEqual("GET".utf8) else { return methodNotAllowed(head) }
             return answerRefresh(head, buffer: buffer)
@@ -85,8 +89,7 @@ extension ClientConnection {
         sentContinue = false
         let body = UnsafeRawBufferPointer(rebasing: buffer[head.headLength..<(head.headLength + Int(length))])
         guard isJSONContentType(head, buffer: buffer) else {
-            consumeInput(Int(length))
-            respondLocally(bytes: malformed, status: 400, head: head)
+            respondLocally(bytes: malformed, status: 400, head: head, bodyRead: true)
             return .answered
         }
         return .body(body)
@@ -102,18 +105,16 @@ extension ClientConnection {
         }
         let length = body.count
         guard let (user, password) = envelope ? Self.strings(in: body, "user", "password") : Self.strings(in: body, "username", "password") else {
-            consumeInput(length)
-            respondLocally(bytes: malformed, status: 400, head: head)
+            respondLocally(bytes: malformed, status: 400, head: head, bodyRead: true)
             return isAwaitingHead
         }
         user.withUnsafeBytes { logLine.user($0) }
         let address = clientAddress(head, buffer: buffer)
         let throttle = worker.throttle
         if let wait = throttle.admit(address: address, user: user, now: worker.loop.now) {
-            consumeInput(length)
             let answer = envelope ? EnvelopeError.tooManyAttempts.bytes(extraHeaders: "Retry-After: \(wait)\r\n")
                 : Self.error(429, "Too Many Requests", "Too many failed logins; retry later", extraHeaders: "Retry-After: \(wait)\r\n")
-            respondLocally(bytes: answer, status: 429, head: head)
+            respondLocally(bytes: answer, status: 429, head: head, bodyRead: true)
             return isAwaitingHead
         }
         consumeInput(head.headLength + length)
@@ -181,7 +182,7 @@ extension ClientConnection {
         }
     }
 
-    private func deliverPending(_ bytes: [UInt8], status: Int) {
+    func deliverPending(_ bytes: [UInt8], status: Int) {
         pendingAnswer = nil
         state = .awaitingHead
         guard appendOutput(bytes) else { respondAndClose(.internalError); return }
@@ -259,10 +260,11 @@ extension ClientConnection {
             respondLocally(bytes: invalid, status: 401, head: head)
             return isAwaitingHead
         }
-        let subject: [UInt8]
+        let subject: [UInt8], loginID: [UInt8]
         do {
             let v = try worker.verifier.verify(token, use: .refresh, ring: snapshot.ring, revocations: snapshot.revocations, now: worker.loop.unixNow)
             subject = Array(v.subject)
+            loginID = Array(v.loginID)
         } catch {
             logLine.rule = BearerFailureRule(error)
             respondLocally(bytes: invalid, status: 401, head: head)
@@ -274,8 +276,11 @@ extension ClientConnection {
             return isAwaitingHead
         }
         do {
+            // The login family carries over, so a later reuse of the envelope refresh token voids
+            // this access token too.
             let access = try worker.issuer.issue(subject: String(decoding: subject, as: UTF8.self), use: .access,
-                                                 ring: snapshot.ring, now: worker.loop.unixNow)
+                                                 ring: snapshot.ring, now: worker.loop.unixNow,
+                                                 loginID: loginID.isEmpty ? nil : String(decoding: loginID, as: UTF8.self))
             var body = JSONWriter(capacity: 512)
             body.raw("{\"access_token\":"); body.string(access.token); body.raw("}")
             respondLocally(bytes: Self.json(status: 200, reason: "OK", body: body.bytes), status: 200, head: head)

@@ -218,22 +218,7 @@ final class ClientConnection {
     /// Answers with a prebuilt response; the connection stays open when the request body is
     /// absent or small enough to read and drop, and closes (lingering) otherwise.
     func respondLocally(_ response: GatewayResponse, head: RequestHead) {
-        let bodyLength: Int64 = head.chunked ? -1 : (head.contentLength ?? 0)
-        let canKeep = keepAlive && !head.expectContinue && bodyLength >= 0 && bodyLength <= 65_536
-        if !canKeep {
-            respondAndClose(response)
-            return
-        }
-        let bytes = errorBytes(response, close: false)
-        guard appendOutput(bytes) else { respondAndClose(response); return }
-        logLine.status = response.status
-        logLine.bytes = Int64(bytes.count)
-        consumeInput(head.headLength)
-        if bodyLength > 0 {
-            state = .discardingBody(remaining: bodyLength)
-        } else {
-            finishLocalRequest()
-        }
+        respondLocally(bytes: errorBytes(response, close: false), status: response.status, head: head, closing: response)
     }
 
     /// Answers and closes: flush, shut the write side, drain input for a bounded time.
@@ -247,12 +232,41 @@ final class ClientConnection {
         enterLingering()
     }
 
-    /// Answers with an arbitrary JSON response (login, about: later issues) and keeps going.
-    func respondLocally(bytes: [UInt8], status: Int, head: RequestHead) {
+    /// Answers the current request with `bytes`. Every answer the gateway gives itself goes
+    /// through here, so the request's body is always accounted for before the next request is
+    /// read: `bodyRead` says the handler has read the whole (Content-Length) body from the
+    /// buffer; otherwise a small body is read and dropped, and a large, chunked or awaited
+    /// (100-continue) one closes the connection, lingering, with `closing`'s answer.
+    func respondLocally(bytes: [UInt8], status: Int, head: RequestHead, bodyRead: Bool = false,
+                        closing: GatewayResponse? = nil) {
+        let bodyLength: Int64 = head.chunked ? -1 : (head.contentLength ?? 0)
+        // A chunked body is never read whole by a handler: it always takes the closing path.
+        let bodyRead = bodyRead && !head.chunked
+        if !bodyRead {
+            let canKeep = keepAlive && !head.expectContinue && bodyLength >= 0 && bodyLength <= 65_536
+            guard canKeep else {
+                if let closing { respondAndClose(closing); return }
+                if output == nil { output = worker.buffers.take() }
+                output?.append(bytes)
+                logLine.status = status
+                logLine.bytes = Int64(bytes.count)
+                writeAccessLog()
+                enterLingering()
+                return
+            }
+        }
         guard appendOutput(bytes) else { respondAndClose(.internalError); return }
         logLine.status = status
         logLine.bytes = Int64(bytes.count)
-        consumeInput(head.headLength)
+        if bodyRead {
+            consumeInput(head.headLength + Int(max(0, bodyLength)))
+        } else {
+            consumeInput(head.headLength)
+            if bodyLength > 0 {
+                state = .discardingBody(remaining: bodyLength)
+                return
+            }
+        }
         finishLocalRequest()
     }
 

@@ -21,11 +21,14 @@ final class GatewayState: Sendable {
     let about: AboutInfo
     /// The upstream's own about object, when `about.from_upstream` is on (outlives snapshots).
     let upstreamAbout: UpstreamAbout?
+    /// Where revocations are made durable (outlives snapshots).
+    let journal: RevocationJournal?
     let issuerSettings: IssuerSettings
 
     init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "",
-         upstreamAbout: UpstreamAbout? = nil) throws {
+         upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil) throws {
         self.config = config
+        self.journal = journal
         self.upstreamAbout = config.about.fromUpstream ? upstreamAbout : nil
         self.ring = ring
         self.revocations = revocations

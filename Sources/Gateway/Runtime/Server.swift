@@ -19,6 +19,7 @@ final class Server: @unchecked Sendable {
     private let throttle: LoginThrottle
     private let blocking = BlockingPool(threads: 2)
     private let upstreamAbout = UpstreamAbout()
+    private let journal: RevocationJournal
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -33,8 +34,10 @@ final class Server: @unchecked Sendable {
         // The generated demo password is plaintext by design: no warning for it.
         for w in loaded.warnings where !(demo && w.contains("api.auth.password is plaintext")) { log.submit("warning: \(w)") }
         let ring = try Self.loadKeys(loaded.config, log: log)
+        journal = RevocationJournal(path: (loaded.config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
+        for note in try journal.replay(into: revocations, now: Int64(Date().timeIntervalSince1970)) { log.submit(note) }
         state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                 instanceID: instanceID, upstreamAbout: upstreamAbout)
+                                 instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal)
         if loaded.config.about.fromUpstream, let first = state.upstreams.first {
             upstreamAbout.start(address: first, host: state.upstreamNames[0])
         }
@@ -136,7 +139,7 @@ final class Server: @unchecked Sendable {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try Self.loadKeys(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                        instanceID: instanceID, upstreamAbout: upstreamAbout)
+                                        instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal)
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
                 log.submit("reload: server.listen and server.workers take effect on restart only")
             }

@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import Synchronization
+import TokenCore
+
+/// Revocations on disk, so a restart does not bring revoked tokens back: an append-only text
+/// file in data_dir, one record a line, each fsync'd before the revocation is acknowledged.
+///
+///     # gateway revocation journal v1
+///     jti <base64url id> <until> <fnv32 hex>
+///     sub <base64url subject> <cut-off> <fnv32 hex>
+///     lid <base64url login id> <until> <fnv32 hex>
+///
+/// Replayed at start; a last line without its newline or with a wrong checksum (a write torn by
+/// a crash) is skipped with a log line, never fatal; a header of a newer version is refused with
+/// a clear error. Compaction (expired records dropped) rewrites the file atomically at start.
+/// Writes happen on the blocking pool, never on a loop.
+final class RevocationJournal: Sendable {
+    enum Kind: String, Sendable { case jti, sub, lid }
+
+    static let header = "# gateway revocation journal v1"
+    let path: String
+    private let fd = Mutex<Int32>(-1)
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Reads the journal into `set`, then compacts it. Returns notes for the log.
+    func replay(into set: RevocationSet, now: Int64) throws -> [String] {
+        var notes: [String] = []
+        var live: [(Kind, [UInt8], Int64)] = []
+        if let data = FileManager.default.contents(atPath: path), !data.isEmpty {
+            let text = String(decoding: data, as: UTF8.self)
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let complete = text.hasSuffix("\n")
+            if complete { lines.removeLast() }
+            guard let first = lines.first else { return notes }
+            if first != Self.header {
+                if first.hasPrefix("# gateway revocation journal v") {
+                    throw StartupError("\(path) is a revocation journal of a newer format (\(first.dropFirst(2))); this gateway reads v1 only")
+                }
+                throw StartupError("\(path) is not a revocation journal (first line \"\(first.prefix(60))\")")
+            }
+            for (i, line) in lines.enumerated().dropFirst() {
+                let isLast = i == lines.count - 1
+                guard let record = Self.parse(line) else {
+                    if isLast && !complete {
+                        notes.append("revocation journal: skipped a torn last record (line \(i + 1))")
+                    } else {
+                        notes.append("revocation journal: skipped an unreadable record at line \(i + 1)")
+                    }
+                    continue
+                }
+                if isLast && !complete { notes.append("revocation journal: skipped a torn last record (line \(i + 1))"); continue }
+                live.append(record)
+            }
+        }
+        for (kind, bytes, until) in live {
+            switch kind {
+            case .jti: set.revoke(jti: bytes, until: until)
+            case .sub: set.revoke(subject: bytes, issuedAtOrBefore: until)
+            case .lid: set.revoke(family: bytes, until: until)
+            }
+        }
+        // Compact: keep what can still match a token (subject cut-offs are kept: they are few).
+        let kept = live.filter { $0.0 == .sub || $0.2 > now }
+        try rewrite(kept)
+        if !live.isEmpty { notes.append("revocation journal: \(live.count) record(s) replayed, \(kept.count) kept") }
+        return notes
+    }
+
+    /// Appends and fsyncs one record (blocking: call on the blocking pool).
+    func append(_ kind: Kind, _ bytes: [UInt8], until: Int64) throws {
+        let line = Array(Self.format(kind, bytes, until).utf8)
+        try fd.withLock { fd in
+            if fd < 0 {
+                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { throw StartupError("cannot open \(path): \(String(cString: strerror(errno)))") }
+            }
+            var done = 0
+            while done < line.count {
+                let n = line.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw StartupError("cannot write \(path): \(String(cString: strerror(errno)))") }
+                done += n
+            }
+            guard fsync(fd) == 0 else { throw StartupError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    private func rewrite(_ records: [(Kind, [UInt8], Int64)]) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var text = Self.header + "\n"
+        for (k, b, u) in records { text += Self.format(k, b, u) }
+        let tmp = path + ".tmp-\(getpid())"
+        let out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw StartupError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        let n = bytes.withUnsafeBytes { write(out, $0.baseAddress!, $0.count) }
+        fsync(out)
+        close(out)
+        guard n == bytes.count, rename(tmp, path) == 0 else { unlink(tmp); throw StartupError("cannot rewrite \(path)") }
+        let d = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
+        if d >= 0 { fsync(d); close(d) }
+    }
+
+    static func format(_ kind: Kind, _ bytes: [UInt8], _ until: Int64) -> String {
+        let body = "\(kind.rawValue) \(Base64URL.encode(bytes)) \(until)"
+        return body + " " + checksum(body) + "\n"
+    }
+
+    static func parse(_ line: String) -> (Kind, [UInt8], Int64)? {
+        let parts = line.split(separator: " ")
+        guard parts.count == 4, let kind = Kind(rawValue: String(parts[0])), let bytes = Base64URL.decode(parts[1]), !bytes.isEmpty,
+              let until = Int64(parts[2]), String(parts[3]) == checksum(parts[0...2].joined(separator: " ")) else { return nil }
+        return (kind, bytes, until)
+    }
+
+    /// FNV-1a 32 of the record text, in hex: detects a record torn or changed on disk.
+    static func checksum(_ text: String) -> String {
+        var h: UInt32 = 0x811c_9dc5
+        for b in text.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 8 - hex.count) + hex
+    }
+}
