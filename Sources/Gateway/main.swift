@@ -12,7 +12,10 @@ usage: gateway [VERB] [options]
   demo-upstream --listen HOST:PORT          run only the demo upstream (echoes what it receives)
   version                                   print the version
   hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
-  keys generate [--alg HS256]               print a JWK Set with one new active key
+  keys generate [--alg HS256] [--keys FILE] print (or create FILE with) a JWK Set of one new active key
+  keys rotate --keys FILE [--alg HS256]     add a new active key; the old active one only verifies
+  keys retire --keys FILE KID               retire a key: tokens it signed are refused
+  keys list --keys FILE                     kid, state, algorithm and age of each key (no secrets)
   token issue --keys FILE --sub USER [--use access|refresh] [--iss NAME] [--ttl SECONDS]
   token verify --keys FILE [--use access|refresh] [--iss NAME] [--leeway SECONDS] TOKEN
   bench-tokens [--iterations N]             measure token verify/issue and password hashing
@@ -27,8 +30,8 @@ func runCommand(_ argv: [String]) -> Int32 {
             return 0
         case ("hash-password", _):
             return try TokenCommands.hashPassword(args.dropFirst())
-        case ("keys", "generate"):
-            return try TokenCommands.keysGenerate(args.dropFirst(2))
+        case let ("keys", verb?):
+            return try KeyCommands.run(verb, args.dropFirst(2))
         case ("token", "issue"):
             return try TokenCommands.issue(args.dropFirst(2))
         case ("token", "verify"):

@@ -14,8 +14,18 @@ final class Credentials: Sendable {
 
     let entries: [Entry]
     private let dummyHash: String
+    /// A digest of the settings this was built from: a reload with the same users reuses it
+    /// instead of hashing every plaintext password again (keys-only reloads stay fast).
+    let source: [UInt8]
+
+    static func source(of config: GatewayConfig) -> [UInt8] {
+        var text = "\(config.auth.enable)\u{0}\(config.auth.username)\u{0}\(config.auth.password)"
+        for u in config.users { text += "\u{0}\(u.name)\u{0}\(u.password)\u{0}\(u.enabled)\u{0}\(u.mustChangePassword)" }
+        return Crypto.sha256(Array(text.utf8))
+    }
 
     init(config: GatewayConfig) throws {
+        source = Self.source(of: config)
         func hashed(_ password: String) throws -> String {
             if PasswordHasher.isHash(password) { return password }
             return try PasswordHasher.hash(Array(password.utf8))

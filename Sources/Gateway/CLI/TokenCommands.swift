@@ -18,16 +18,6 @@ enum TokenCommands {
         }
     }
 
-    /// `keys generate`: a JWK Set with one new active key, on stdout.
-    static func keysGenerate(_ args: ArraySlice<String>) throws -> Int32 {
-        let a = try Arguments(args, options: ["alg"])
-        guard a.positional.isEmpty else { throw UsageError("keys generate takes no arguments") }
-        let alg = try algorithm(a.options["alg"] ?? "HS256")
-        let ring = try KeyRing(keys: [KeyRing.generateKey(state: .active, now: unixNow(), algorithm: alg)])
-        print(ring.jwkSetText(), terminator: "")
-        return 0
-    }
-
     static func algorithm(_ name: String) throws -> JWSAlgorithm {
         guard let a = JWSAlgorithm(rawValue: name), a.isHMAC else { throw UsageError("--alg must be HS256, HS384 or HS512") }
         return a

@@ -64,6 +64,9 @@ struct GatewayConfig: Sendable {
         var accessTTLSeconds: Int64 = 600
         var refreshTTLSeconds: Int64 = 86_400
         var leewaySeconds: Int64 = 0
+        /// A `verify` key is treated as retired once the longest token lifetime plus the
+        /// leeway has passed since it stopped being active.
+        var autoRetire = true
     }
 
     struct Log: Sendable {

@@ -26,14 +26,18 @@ final class GatewayState: Sendable {
     let issuerSettings: IssuerSettings
 
     init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "",
-         upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil) throws {
+         upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil, previous: GatewayState? = nil) throws {
         self.config = config
         self.journal = journal
         self.upstreamAbout = config.about.fromUpstream ? upstreamAbout : nil
         self.ring = ring
         self.revocations = revocations
         do {
-            credentials = try Credentials(config: config)
+            if let previous, previous.credentials.source == Credentials.source(of: config) {
+                credentials = previous.credentials
+            } else {
+                credentials = try Credentials(config: config)
+            }
         } catch {
             throw StartupError("users: \(error)")
         }

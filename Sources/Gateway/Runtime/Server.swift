@@ -58,6 +58,38 @@ final class Server: @unchecked Sendable {
     /// The signing keys: the configured secret, else the configured JWK Set file, else a keys
     /// file in data_dir, created with a random key on first start (mode 0600).
     static func loadKeys(_ config: GatewayConfig, log: LogWriter) throws -> KeyRing {
+        let ring = try readKeys(config, log: log)
+        guard ring.activeKey != nil else { throw StartupError("the keys have no active key: exactly one must have state \"active\"") }
+        return config.tokens.autoRetire ? autoRetired(ring, config: config, log: log) : ring
+    }
+
+    /// The longest lifetime any token of this configuration can have, plus the leeway.
+    static func longestLifetime(_ config: GatewayConfig) -> Int64 {
+        max(config.tokens.refreshTTLSeconds, config.tokens.accessTTLSeconds, config.profiles.envelope ? config.profiles.envelopeRefreshTTLSeconds : 0)
+            + config.tokens.leewaySeconds
+    }
+
+    /// `verify` keys deactivated longer ago than the longest token lifetime are retired (in
+    /// memory: no token they signed can still be valid, so nothing should verify with them).
+    static func autoRetired(_ ring: KeyRing, config: GatewayConfig, log: LogWriter) -> KeyRing {
+        let now = Int64(Date().timeIntervalSince1970), limit = longestLifetime(config)
+        var keys = ring.keys
+        var changed = false
+        for i in keys.indices where keys[i].state == .verify && keys[i].deactivatedAt > 0 && now - keys[i].deactivatedAt > limit {
+            keys[i].state = .retired
+            changed = true
+            log.submit("key \(keys[i].kid) retired automatically: inactive for longer than the longest token lifetime (\(limit) s)")
+        }
+        return changed ? ((try? KeyRing(keys: keys)) ?? ring) : ring
+    }
+
+    /// The keys file the configuration names (nil when a configured secret is used).
+    static func keysPath(_ config: GatewayConfig) -> String? {
+        guard config.tokens.secret.isEmpty else { return nil }
+        return config.tokens.keysFile.isEmpty ? (config.server.dataDir as NSString).appendingPathComponent("keys.json") : config.tokens.keysFile
+    }
+
+    static func readKeys(_ config: GatewayConfig, log: LogWriter) throws -> KeyRing {
         let t = config.tokens
         if !t.secret.isEmpty {
             do {
@@ -102,6 +134,7 @@ final class Server: @unchecked Sendable {
         log.submit("gateway \(Version.number) listening on \(state.config.server.listen) with \(workers.count) worker(s); routes: "
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
+        startKeysWatcher()
 
         var exitCode: Int32 = 0
         var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
@@ -133,13 +166,18 @@ final class Server: @unchecked Sendable {
         return exitCode
     }
 
+    private let reloadLock = NSLock()
+
     /// Re-reads configuration and keys; swaps them in whole, or changes nothing and says why.
-    func reload() {
+    /// Called by SIGHUP and by the keys-file watcher (serialised).
+    func reload(reason: String = "SIGHUP") {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
         do {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try Self.loadKeys(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                        instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal)
+                                        instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state)
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
                 log.submit("reload: server.listen and server.workers take effect on restart only")
             }
@@ -152,10 +190,41 @@ final class Server: @unchecked Sendable {
                 w.loop.execute { box.worker.install(s.state) }
             }
             for warning in loaded.warnings { log.submit("warning: \(warning)") }
-            log.submit("reloaded configuration and keys (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))")
+            log.submit("reloaded configuration and keys on \(reason) (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))")
         } catch {
             log.submit("reload refused, the running configuration stays: \(error)")
         }
+    }
+
+    /// Watches the keys file (mtime, size, inode; polled each second on its own thread, never
+    /// on a loop) and reloads on change; once a minute it also re-applies auto-retirement.
+    private func startKeysWatcher() {
+        Thread.detachNewThread { [self] in
+            var last = self.keysFileStamp()
+            var ticks = 0
+            while true {
+                sleep(1)
+                ticks += 1
+                let stamp = self.keysFileStamp()
+                if stamp != last {
+                    last = stamp
+                    self.reload(reason: "a change of the keys file")
+                } else if ticks % 60 == 0 && self.currentConfig().tokens.autoRetire {
+                    let ring = self.currentRing()
+                    if Self.autoRetired(ring, config: self.currentConfig(), log: self.log) !== ring { self.reload(reason: "auto-retirement") }
+                }
+            }
+        }
+    }
+
+    private func currentConfig() -> GatewayConfig { reloadLock.lock(); defer { reloadLock.unlock() }; return state.config }
+    private func currentRing() -> KeyRing { reloadLock.lock(); defer { reloadLock.unlock() }; return state.ring }
+
+    private func keysFileStamp() -> [Int64] {
+        guard let path = Self.keysPath(currentConfig()) else { return [] }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return [-1] }
+        return [Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec), Int64(st.st_size), Int64(st.st_ino)]
     }
 
     private static func startThread(_ w: Worker) -> pthread_t {

@@ -1,0 +1,98 @@
+import Foundation
+import Glibc
+import TokenCore
+import XCTest
+
+/// Rotating signing keys without downtime: the running gateway watches its keys file.
+final class KeyRotationTests: XCTestCase {
+    func token(_ ring: KeyRing, kid: String, sub: String = "u") throws -> String {
+        let key = ring.keys.first { $0.kid == kid }!
+        let signing = try KeyRing(keys: [Key(kid: kid, algorithm: key.algorithm, material: key.material, state: .active)])
+        return try TokenIssuer(settings: IssuerSettings()).issue(subject: sub, use: .access, ring: signing, now: Int64(Date().timeIntervalSince1970)).token
+    }
+
+    func testRotatingThreeTimesUnderLoadFailsNoValidTokenAndRetiringRefusesAtOnce() throws {
+        let gw = try GatewayHarness(workers: 2)
+        let keysPath = gw.dir.path("keys.json")
+        let before = try token(gw.ring, kid: "cur"), old = try token(gw.ring, kid: "old")
+        let failures = ManagedAtomicCounter(), served = ManagedAtomicCounter()
+        let stop = ManagedAtomicCounter()
+        let tokens = LockedTokens([before, old])
+        let group = DispatchGroup()
+        let port = gw.port
+        for _ in 0..<4 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let c = try? RawClient(port: port, timeout: 5) else { failures.add(); return }
+                var i = 0
+                while stop.value == 0 {
+                    let list = tokens.all
+                    let t = list[i % list.count]
+                    i += 1
+                    guard (try? c.send("GET /api/v3/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(t)\r\n\r\n")) != nil,
+                          let r = try? c.readResponse() else { failures.add(); return }
+                    if r.status == 200 { served.add() } else { failures.add();  }
+                }
+            }
+        }
+        // Three rotations, a second apart, each adding tokens of the new active key to the load.
+        for n in 1...3 {
+            usleep(1_000_000)
+            XCTAssertEqual(try GatewayBinary.run(["keys", "rotate", "--keys", keysPath]).status, 0)
+            // The watcher polls once a second; the tokens of the new key join the load once the
+            // gateway says it has the new ring.
+            let deadline = Date().addingTimeInterval(10)
+            while gw.log.components(separatedBy: "a change of the keys file").count - 1 < n && Date() < deadline { usleep(50_000) }
+            usleep(100_000)
+            let ring = try KeyRing.fromJWKSet(try String(contentsOfFile: keysPath, encoding: .utf8))
+            tokens.add(try token(ring, kid: ring.activeKey!.kid))
+        }
+        usleep(1_000_000)
+        stop.add()
+        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(failures.value, 0, "no valid token failed during the rotations")
+        XCTAssertGreaterThan(served.value, 100)
+        // Retire the original verify key: its tokens are refused within the watcher's poll.
+        XCTAssertEqual(try GatewayBinary.run(["keys", "retire", "--keys", keysPath, "old"]).status, 0)
+        usleep(1_600_000)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(old)\r\n").status, 401)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(before)\r\n").status, 200, "cur still verifies")
+        XCTAssertTrue(gw.log.contains("a change of the keys file"), gw.log)
+    }
+
+    func testAnInvalidKeysFileIsRefusedAndTheOldRingStays() throws {
+        let gw = try GatewayHarness()
+        try "{\"keys\":[]}".write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)
+        usleep(1_600_000)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200)
+        XCTAssertTrue(gw.log.contains("reload refused"), gw.log)
+    }
+
+    func testAVerifyKeyPastTheLongestTokenLifetimeIsRetiredAutomatically() throws {
+        let gw = try GatewayHarness()
+        var keys = gw.ring.keys
+        keys[0].deactivatedAt = Int64(Date().timeIntervalSince1970) - 3 * 86_400  // "old": 3 days ago, refresh lifetime 24 h
+        try KeyRing(keys: keys).jwkSetText().write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)
+        usleep(1_600_000)
+        let old = try token(gw.ring, kid: "old")
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(old)\r\n").status, 401)
+        XCTAssertTrue(gw.log.contains("retired automatically"), gw.log)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200)
+    }
+}
+
+final class ManagedAtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
+
+final class LockedTokens: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String]
+    init(_ list: [String]) { self.list = list }
+    func add(_ t: String) { lock.lock(); list.append(t); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
