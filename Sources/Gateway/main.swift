@@ -10,6 +10,13 @@ usage: gateway [VERB] [options]
   check-config [--config FILE]              validate, print the effective configuration
                                             (secrets masked), exit 1 naming the line of an error
   demo-upstream --listen HOST:PORT          run only the demo upstream (echoes what it receives)
+  revoke [--config FILE] --user NAME [--before UNIXTIME]
+                                            void every token of NAME issued at or before the time
+                                            (default now), in every worker at once
+  revoke [--config FILE] --jti ID [--until UNIXTIME]
+                                            void one token id (talks to the running gateway over
+                                            its admin socket, or writes the journal if none runs)
+  reload [--config FILE]                    reload configuration and keys (admin socket)
   version                                   print the version
   hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
   keys generate [--alg HS256] [--keys FILE] print (or create FILE with) a JWK Set of one new active key
@@ -49,6 +56,10 @@ func runCommand(_ argv: [String]) -> Int32 {
             return try ServeCommands.run(args.dropFirst())
         case ("check-config", _):
             return try ServeCommands.checkConfig(args.dropFirst())
+        case ("revoke", _):
+            return try AdminCommands.revoke(args.dropFirst())
+        case ("reload", _):
+            return try AdminCommands.reload(args.dropFirst())
         case ("demo-upstream", _):
             return try ServeCommands.demoUpstream(args.dropFirst())
         case let (verb?, _):

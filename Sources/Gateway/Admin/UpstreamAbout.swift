@@ -1,3 +1,4 @@
+import CGatewayShims
 import Foundation
 import Glibc
 import Synchronization

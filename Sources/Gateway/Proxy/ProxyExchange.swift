@@ -36,6 +36,12 @@ extension ClientConnection {
             respondLocally(bytes: AdminResponses.healthy, status: 200, head: head)
             return isAwaitingHead
         }
+        if HeaderName.equals(path, "/readyz") {
+            let ready = snapshot.readiness?.isReady ?? true
+            respondLocally(bytes: ready ? AdminResponses.ready : AdminResponses.notReady(snapshot.readiness?.problems ?? []),
+                           status: ready ? 200 : 503, head: head)
+            return isAwaitingHead
+        }
         if let answered = handleOwnEndpoint(path, head: head, buffer: buf) { return answered }
         guard let routeIndex = Router.match(path, routes: snapshot.routes) else {
             respondLocally(.notFound, head: head)
@@ -537,6 +543,15 @@ extension ClientConnection {
 
 /// Fixed answers of the admin endpoints on the main listener.
 enum AdminResponses {
+    static let ready: [UInt8] = {
+        let body = "{\"status\":\"ready\"}"
+        return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+    }()
+
+    static func notReady(_ problems: [String]) -> [UInt8] {
+        GatewayResponse.build(status: 503, reason: "Service Unavailable", detail: problems.joined(separator: "; "), close: false)
+    }
+
     static let healthy: [UInt8] = {
         let body = "{\"status\":\"ok\"}"
         return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)

@@ -23,12 +23,16 @@ final class GatewayState: Sendable {
     let upstreamAbout: UpstreamAbout?
     /// Where revocations are made durable (outlives snapshots).
     let journal: RevocationJournal?
+    /// Whether the upstreams answer (`GET /readyz`), probed off the loops.
+    let readiness: Readiness?
     let issuerSettings: IssuerSettings
 
     init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "",
-         upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil, previous: GatewayState? = nil) throws {
+         upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil, previous: GatewayState? = nil,
+         readiness: Readiness? = nil) throws {
         self.config = config
         self.journal = journal
+        self.readiness = readiness
         self.upstreamAbout = config.about.fromUpstream ? upstreamAbout : nil
         self.ring = ring
         self.revocations = revocations

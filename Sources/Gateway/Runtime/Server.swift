@@ -20,6 +20,7 @@ final class Server: @unchecked Sendable {
     private let blocking = BlockingPool(threads: 2)
     private let upstreamAbout = UpstreamAbout()
     private let journal: RevocationJournal
+    private let readiness = Readiness()
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -37,7 +38,8 @@ final class Server: @unchecked Sendable {
         journal = RevocationJournal(path: (loaded.config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
         for note in try journal.replay(into: revocations, now: Int64(Date().timeIntervalSince1970)) { log.submit(note) }
         state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                 instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal)
+                                 instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, readiness: readiness)
+        readiness.setTargets(Array(zip(state.upstreamNames, state.upstreams)))
         if loaded.config.about.fromUpstream, let first = state.upstreams.first {
             upstreamAbout.start(address: first, host: state.upstreamNames[0])
         }
@@ -135,6 +137,12 @@ final class Server: @unchecked Sendable {
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
         startKeysWatcher()
+        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
+        do {
+            try admin.start()
+        } catch {
+            log.submit("warning: \(error); revoke and reload work offline or by signal only")
+        }
 
         var exitCode: Int32 = 0
         var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
@@ -170,14 +178,17 @@ final class Server: @unchecked Sendable {
 
     /// Re-reads configuration and keys; swaps them in whole, or changes nothing and says why.
     /// Called by SIGHUP and by the keys-file watcher (serialised).
-    func reload(reason: String = "SIGHUP") {
+    @discardableResult
+    func reload(reason: String = "SIGHUP") -> String {
         reloadLock.lock()
         defer { reloadLock.unlock() }
         do {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try Self.loadKeys(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                        instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state)
+                                        instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,
+                                        readiness: readiness)
+            readiness.setTargets(Array(zip(next.upstreamNames, next.upstreams)))
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
                 log.submit("reload: server.listen and server.workers take effect on restart only")
             }
@@ -190,10 +201,32 @@ final class Server: @unchecked Sendable {
                 w.loop.execute { box.worker.install(s.state) }
             }
             for warning in loaded.warnings { log.submit("warning: \(warning)") }
-            log.submit("reloaded configuration and keys on \(reason) (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))")
+            let done = "reloaded configuration and keys on \(reason) (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))"
+            log.submit(done)
+            return "ok: " + done
         } catch {
             log.submit("reload refused, the running configuration stays: \(error)")
+            return "error: reload refused, the running configuration stays: \(error)"
         }
+    }
+
+    /// Revokes from the admin socket: every worker sees it at once; journaled before "ok".
+    func revoke(user: Bool, _ value: [UInt8], _ time: Int64) -> String {
+        if user { revocations.revoke(subject: value, issuedAtOrBefore: time) } else { revocations.revoke(jti: value, until: time) }
+        do {
+            try journal.append(user ? .sub : .jti, value, until: time)
+        } catch {
+            return "error: revoked in memory but not stored: \(error)"
+        }
+        log.submit("admin: revoked \(user ? "the tokens of a user issued at or before \(time)" : "a token id until \(time)")")
+        return "ok"
+    }
+
+    func status() -> String {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
+        return "ok workers=\(workers.count) keys=\(state.ring.keys.count) active_key=\(state.ring.activeKey?.kid ?? "-") "
+            + "revocations=\(revocations.count) ready=\(readiness.isReady)"
     }
 
     /// Watches the keys file (mtime, size, inode; polled each second on its own thread, never

@@ -1,0 +1,79 @@
+import CGatewayShims
+import Foundation
+import Glibc
+import TokenCore
+
+/// `gateway revoke` and `gateway reload`: talk to the running gateway over its admin socket;
+/// `revoke` edits the journal directly when no gateway runs (it is read at the next start).
+enum AdminCommands {
+    static func revoke(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["config", "user", "before", "jti", "until"])
+        guard a.positional.isEmpty else { throw UsageError("revoke takes no positional arguments") }
+        let now = unixNow()
+        let user: Bool, value: String, time: Int64
+        switch (a.options["user"], a.options["jti"]) {
+        case let (name?, nil):
+            user = true; value = name; time = try a.int("before", default: now)
+        case let (nil, id?):
+            // Until when the id must stay refused: by default a day and a half past now, longer
+            // than any default token lifetime.
+            user = false; value = id; time = try a.int("until", default: now + 129_600)
+        default:
+            throw UsageError("revoke needs exactly one of --user NAME or --jti ID")
+        }
+        let config = try loadConfig(a)
+        let command = "\(user ? "revoke-user" : "revoke-jti") \(Base64URL.encode(Array(value.utf8))) \(time)"
+        if let answer = send(command, to: AdminSocket.path(for: config)) {
+            print(answer)
+            return answer.hasPrefix("ok") ? 0 : 1
+        }
+        // No gateway runs: straight into the journal.
+        let journal = RevocationJournal(path: (config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
+        _ = try journal.replay(into: RevocationSet(), now: now)
+        try journal.append(user ? .sub : .jti, Array(value.utf8), until: time)
+        print("ok (no gateway is running: written to \(journal.path); it applies at the next start)")
+        return 0
+    }
+
+    static func reload(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["config"])
+        guard a.positional.isEmpty else { throw UsageError("reload takes no positional arguments") }
+        let config = try loadConfig(a)
+        guard let answer = send("reload", to: AdminSocket.path(for: config)) else {
+            throw CommandFailure("no gateway answers on \(AdminSocket.path(for: config))")
+        }
+        print(answer)
+        return answer.hasPrefix("ok") ? 0 : 1
+    }
+
+    static func loadConfig(_ a: Arguments) throws -> GatewayConfig {
+        let path = a.options["config"] ?? "gateway.conf"
+        do {
+            return try ConfigLoader.load(path: path, environment: ProcessInfo.processInfo.environment).config
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    /// One command over the admin socket; nil when nothing listens there.
+    static func send(_ command: String, to path: String) -> String? {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { return nil }
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let line = Array((command + "\n").utf8)
+        guard line.withUnsafeBytes({ write(fd, $0.baseAddress!, $0.count) }) == line.count else { return nil }
+        var answer: [UInt8] = []
+        var byte: UInt8 = 0
+        while answer.count < 8192, read(fd, &byte, 1) == 1, byte != 0x0A { answer.append(byte) }
+        return String(decoding: answer, as: UTF8.self)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import TokenCore
+import XCTest
+
+/// The admin socket and the verbs that use it; readiness.
+final class AdminTests: XCTestCase {
+    /// Statuses of `count` requests on fresh connections (spread over the workers).
+    func statuses(_ gw: GatewayHarness, _ token: String, count: Int = 8) throws -> Set<Int> {
+        var seen = Set<Int>()
+        for _ in 0..<count { seen.insert(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(token)\r\n").status) }
+        return seen
+    }
+
+    func testRevokeByUserReachesEveryWorkerWithinASecondAndSurvivesKill9() throws {
+        let gw = try GatewayHarness(workers: 2)
+        let alice = gw.token(sub: "alice"), bob = gw.token(sub: "bob")
+        XCTAssertEqual(try statuses(gw, alice), [200])
+        let r = try GatewayBinary.run(["revoke", "--config", gw.configPath, "--user", "alice"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("ok"), r.stdout)
+        usleep(200_000)
+        XCTAssertEqual(try statuses(gw, alice), [401], "refused in every worker")
+        XCTAssertEqual(try statuses(gw, bob), [200], "other users untouched")
+        kill(gw.gateway!.processIdentifier, SIGKILL)
+        gw.gateway!.waitUntilExit()
+        try gw.start()
+        XCTAssertEqual(try statuses(gw, alice), [401], "still refused after kill -9 and restart")
+        usleep(1_100_000)
+        XCTAssertEqual(try statuses(gw, gw.token(sub: "alice")), [200], "a token issued after the cut-off works")
+    }
+
+    func testRevokeByTokenIDRefusesExactlyThatToken() throws {
+        let gw = try GatewayHarness()
+        let now = Int64(Date().timeIntervalSince1970)
+        let a = try TokenIssuer(settings: IssuerSettings()).issue(subject: "carol", use: .access, ring: gw.ring, now: now)
+        let b = gw.token(sub: "carol")
+        XCTAssertEqual(try GatewayBinary.run(["revoke", "--config", gw.configPath, "--jti", a.tokenID]).status, 0)
+        usleep(200_000)
+        XCTAssertEqual(try statuses(gw, a.token, count: 2), [401])
+        XCTAssertEqual(try statuses(gw, b, count: 2), [200])
+    }
+
+    func testRevokeWithoutARunningGatewayWritesTheJournalForTheNextStart() throws {
+        let gw = try GatewayHarness()
+        let dave = gw.token(sub: "dave")
+        gw.stop()
+        let r = try GatewayBinary.run(["revoke", "--config", gw.configPath, "--user", "dave"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("no gateway is running"), r.stdout)
+        try gw.startDemoUpstream()
+        try gw.start()
+        XCTAssertEqual(try statuses(gw, dave, count: 2), [401])
+    }
+
+    func testReloadThroughTheAdminSocketAndItsMode() throws {
+        let gw = try GatewayHarness()
+        var st = stat()
+        XCTAssertEqual(stat(gw.dir.path("data/admin.sock"), &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+        let r = try GatewayBinary.run(["reload", "--config", gw.configPath])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("reloaded configuration"), r.stdout)
+    }
+
+    func testReadyzFollowsTheUpstream() throws {
+        let gw = try GatewayHarness()
+        var ready = 0
+        for _ in 0..<30 { ready = try gw.get("/readyz").status; if ready == 200 { break }; usleep(200_000) }
+        XCTAssertEqual(ready, 200)
+        gw.stopUpstream()
+        var r = try gw.get("/readyz")
+        for _ in 0..<30 where r.status == 200 { usleep(200_000); r = try gw.get("/readyz") }
+        XCTAssertEqual(r.status, 503)
+        XCTAssertTrue((r.json?["details"] as? [String])?.first?.contains("does not accept connections") ?? false, r.text)
+        XCTAssertEqual(try gw.get("/healthz").status, 200, "alive even when not ready")
+    }
+}
