@@ -193,7 +193,9 @@ final class SpyUpstream {
 
     deinit { close(fd) }
 
-    /// Connections the gateway opened so far (each accepted and read for up to `wait` seconds).
+    /// What the gateway sent on the connections it opened so far (each accepted and read for up
+    /// to `wait` seconds). Connections that carried no byte (the readiness probe's TCP connects)
+    /// are not requests and are left out.
     func received(wait: Double = 0.2) -> [String] {
         usleep(UInt32(wait * 1_000_000))
         var out: [String] = []
@@ -204,7 +206,7 @@ final class SpyUpstream {
             var tv = timeval(tv_sec: 0, tv_usec: 200_000)
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             let n = read(c, &buf, buf.count)
-            out.append(n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : "")
+            if n > 0 { out.append(String(decoding: buf[0..<n], as: UTF8.self)) }
             close(c)
         }
         return out
