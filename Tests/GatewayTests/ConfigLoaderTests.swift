@@ -521,7 +521,7 @@ final class ConfigLoaderTests: XCTestCase {
     func testEffectiveTextHasOneKeyPerLineWithItsDoc() {
         let text = ConfigLoader.effectiveText(GatewayConfig())
         let keyLines = text.split(separator: "\n").filter { $0.contains(" = ") }
-        XCTAssertEqual(keyLines.count, ConfigLoader.settings.count + 5, "every key, and the default route's five")
+        XCTAssertEqual(keyLines.count, ConfigLoader.settings.count + 6, "every key, and the default route's six")
         XCTAssertTrue(text.contains("max_connections = 10000             # open client connections per worker"), text)
     }
 
@@ -536,8 +536,9 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertTrue(lines.contains("password = \"\""), "\(lines)")
         XCTAssertTrue(lines.contains("workers = \"auto\""), "\(lines)")
         XCTAssertTrue(lines.contains("body = \"10MiB\""), "\(lines)")
-        XCTAssertEqual(Array(lines.suffix(6)), ["[[route]]", "prefix = \"/api/v3/\"", "upstream = \"http://127.0.0.1:9000\"",
-                                                "auth = \"required\"", "forward_authorization = false", "errors = \"datarhei\""])
+        XCTAssertEqual(Array(lines.suffix(7)), ["[[route]]", "prefix = \"/api/v3/\"", "upstream = \"http://127.0.0.1:9000\"",
+                                                "auth = \"required\"", "forward_authorization = false", "errors = \"datarhei\"",
+                                                "close_on_expiry = true"])
     }
 
     func testEffectiveTextRoundTripsWithSecretsFromTheEnvironment() {

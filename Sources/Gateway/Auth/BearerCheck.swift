@@ -19,10 +19,10 @@ enum BearerCheck {
 }
 
 extension Worker {
-    /// Verifies the request's bearer token as an access token; on success the subject bytes
-    /// (valid until the next check on this worker).
+    /// Verifies the request's bearer token as an access token; on success what it says (its
+    /// byte views are valid until the next check on this worker).
     func checkBearer(_ head: RequestHead, buffer: UnsafeRawBufferPointer, snapshot: GatewayState)
-        -> Result<UnsafeRawBufferPointer, BearerFailureRule> {
+        -> Result<VerifiedToken, BearerFailureRule> {
         guard head.authorizationCount > 0, let auth = head.authorization else {
             return .failure(BearerFailureRule(head.authorizationCount > 1 ? "several_authorization" : "no_token"))
         }
@@ -31,8 +31,7 @@ extension Worker {
             return .failure(BearerFailureRule("not_bearer"))
         }
         do {
-            let v = try verifier.verify(token, use: .access, ring: snapshot.ring, revocations: snapshot.revocations, now: loop.unixNow)
-            return .success(v.subject)
+            return .success(try verifier.verify(token, use: .access, ring: snapshot.ring, revocations: snapshot.revocations, now: loop.unixNow))
         } catch {
             return .failure(BearerFailureRule(error))
         }

@@ -166,6 +166,7 @@ enum ConfigLoader {
             .init("forward_authorization", .flag(\.forwardAuthorization), "pass the client's Authorization header to the upstream"),
             .init("max_body", .optionalSize(\.maxBodyBytes), "request body limit for this route; limits.body when absent"),
             .init("errors", .choice(\.errors, ["datarhei", "envelope"]), "shape of the gateway's own errors on this route: \"datarhei\" or \"envelope\""),
+            .init("close_on_expiry", .flag(\.closeOnExpiry), "end a WebSocket or streaming answer when the token that opened it expires or is revoked"),
         ]
     }
 

@@ -134,6 +134,9 @@ struct GatewayConfig: Sendable {
         var maxBodyBytes: Int64?
         /// "datarhei" (DESIGN section 1 bodies) or "envelope" (`{"code","error","desc"}`).
         var errors = "datarhei"
+        /// A WebSocket tunnel or streaming answer ends when the token that opened it expires or
+        /// is revoked.
+        var closeOnExpiry = true
 
         static let defaultAPI = Route(prefix: "/api/v3/", upstream: "http://127.0.0.1:9000")
     }

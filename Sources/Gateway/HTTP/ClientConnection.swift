@@ -56,6 +56,18 @@ final class ClientConnection {
     var envelopeErrors = false
     /// The pending login came from the envelope profile.
     var pendingEnvelope = false
+    /// Unix time at which the token of the request in flight expires (0: none, or the route
+    /// does not end streams with their token).
+    var tokenExpiresAt: Int64 = 0
+    /// Who opened a tunnel, kept for revocation checks while it lasts (tunnels only).
+    var tunnelIdentity: TunnelIdentity?
+
+    struct TunnelIdentity {
+        let subject: [UInt8]
+        let tokenID: [UInt8]
+        let loginID: [UInt8]
+        let issuedAt: Int64
+    }
 
     /// The bytes of a gateway error in the shape the current route wants.
     func errorBytes(_ response: GatewayResponse, close: Bool) -> [UInt8] {

@@ -51,11 +51,21 @@ extension ClientConnection {
         envelopeErrors = route.envelopeErrors
 
         var subject: UnsafeRawBufferPointer?
+        tokenExpiresAt = 0
+        tunnelIdentity = nil
         if route.authRequired {
             switch worker.checkBearer(head, buffer: buf, snapshot: snapshot) {
-            case let .success(s):
+            case let .success(v):
+                let s = v.subject
                 subject = s
                 logLine.user(s)
+                if route.closeOnExpiry {
+                    tokenExpiresAt = v.expiresAt
+                    if head.upgradeWebSocket {
+                        tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
+                                                        loginID: Array(v.loginID), issuedAt: v.issuedAt)
+                    }
+                }
             case let .failure(rule):
                 logLine.rule = rule
                 respondLocally(.unauthorized, head: head)

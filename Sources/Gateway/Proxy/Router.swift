@@ -7,6 +7,8 @@ struct CompiledRoute: Sendable {
     let maxBodyBytes: Int64
     /// The gateway's own errors on this route use the envelope shape.
     let envelopeErrors: Bool
+    /// Tunnels and streaming answers end with the token that opened them.
+    let closeOnExpiry: Bool
 }
 
 /// Why a request target is refused before routing (400), never forwarded.

@@ -75,7 +75,7 @@ final class GatewayState: Sendable {
             compiled.append(CompiledRoute(prefix: Array(r.prefix.utf8), upstreamIndex: index,
                                           authRequired: r.auth == .required, forwardAuthorization: r.forwardAuthorization,
                                           maxBodyBytes: r.maxBodyBytes ?? config.limits.bodyBytes,
-                                          envelopeErrors: r.errors == "envelope"))
+                                          envelopeErrors: r.errors == "envelope", closeOnExpiry: r.closeOnExpiry))
         }
         // Longest prefix first, so the most specific route wins.
         routes = compiled.enumerated().sorted { a, b in

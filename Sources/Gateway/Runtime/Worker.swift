@@ -109,6 +109,7 @@ final class Worker {
     private func sweep() {
         lastSweep = loop.now
         for p in pools { p.sweep(now: loop.now) }
+        endStreamsOfExpiredTokens()
         if draining && (connectionCount == 0 || loop.now >= drainDeadline) { stopped = true }
     }
 
@@ -136,6 +137,31 @@ final class Worker {
             precondition(registered == gen)
             connectionCount += 1
             c.armIdleDeadline()
+        }
+    }
+
+    /// Tunnels and streaming answers whose token has expired, and tunnels whose token was
+    /// revoked, end here (once a second): expiry is enforced on long-lived streams too.
+    private func endStreamsOfExpiredTokens() {
+        let now = loop.unixNow
+        for c in loop.clientConnections() where c.tokenExpiresAt > 0 {
+            switch c.state {
+            case .tunnel:
+                var revoked = false
+                if let id = c.tunnelIdentity {
+                    revoked = id.tokenID.withUnsafeBytes { j in id.subject.withUnsafeBytes { s in id.loginID.withUnsafeBytes { l in
+                        state.revocations.check(jti: j, subject: s, issuedAt: id.issuedAt, family: l.isEmpty ? nil : l) != nil } } }
+                }
+                if now >= c.tokenExpiresAt || revoked {
+                    logEvent("closed a tunnel of \(String(decoding: c.tunnelIdentity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
+                    c.abort()
+                }
+            case .proxying(let u) where u.responseStarted && now >= c.tokenExpiresAt:
+                logEvent("ended a streaming answer: its token expired")
+                c.abort()
+            default:
+                break
+            }
         }
     }
 
