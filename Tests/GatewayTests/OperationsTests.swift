@@ -74,6 +74,14 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try waiting.readResponse().status, 200, "served once a slot is free")
     }
 
+    func testASecondGatewayOnTheSameAddressRefusesToStart() throws {
+        let gw = try GatewayHarness()
+        let r = try GatewayBinary.run(["run", "--config", gw.configPath], timeout: 20)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("already in use"), r.stderr)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200, "the first one still serves everything")
+    }
+
     func testCheckConfigPrintsTheEffectiveConfigurationWithSecretsMasked() throws {
         let dir = try TempDir()
         let path = try dir.write("g.conf", """

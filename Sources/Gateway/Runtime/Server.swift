@@ -121,6 +121,12 @@ final class Server: @unchecked Sendable {
             printError("gateway: signalfd failed: errno \(errno)")
             return 1
         }
+        // SO_REUSEPORT would let this process bind beside another one on the same address and
+        // silently split its traffic: refuse when something already accepts there.
+        if Readiness.reachable(state.listen) {
+            printError("gateway: \(state.config.server.listen) is already in use by another process (another gateway?)")
+            return 1
+        }
         Socket.raiseFileLimit()
         let count = state.config.server.workers > 0 ? state.config.server.workers : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         do {
