@@ -10,23 +10,20 @@ final class LoginThrottleTests: XCTestCase {
 
     func testAddressIsThrottledAfterItsLimitUntilTheWindowEnds() {
         let t = LoginThrottle(maxPerAddress: 3, maxPerUser: 100, windowMs: 60_000, maxEntries: 1000)
-        for i in 0..<3 {
-            XCTAssertNil(t.retryAfter(address: a, user: Array("u\(i)".utf8), now: 1000))
-            t.recordFailure(address: a, user: Array("u\(i)".utf8), now: 1000)
-        }
-        XCTAssertEqual(t.retryAfter(address: a, user: Array("other".utf8), now: 1000), 60)
-        XCTAssertEqual(t.retryAfter(address: a, user: Array("other".utf8), now: 31_000), 30)
-        XCTAssertNil(t.retryAfter(address: b, user: Array("other".utf8), now: 1000), "another address is not affected")
-        XCTAssertNil(t.retryAfter(address: a, user: Array("other".utf8), now: 61_000), "the window ended")
+        for i in 0..<3 { XCTAssertNil(t.admit(address: a, user: Array("u\(i)".utf8), now: 1000)) }
+        XCTAssertEqual(t.admit(address: a, user: Array("other".utf8), now: 1000), 60)
+        XCTAssertEqual(t.admit(address: a, user: Array("other".utf8), now: 31_000), 30)
+        XCTAssertNil(t.admit(address: b, user: Array("other".utf8), now: 1000), "another address is not affected")
+        XCTAssertNil(t.admit(address: a, user: Array("other".utf8), now: 61_000), "the window ended")
     }
 
     func testUserIsThrottledAcrossAddressesAndASuccessResetsIt() {
         let t = LoginThrottle(maxPerAddress: 100, maxPerUser: 2, windowMs: 60_000, maxEntries: 1000)
-        t.recordFailure(address: a, user: alice, now: 0)
-        t.recordFailure(address: b, user: alice, now: 0)
-        XCTAssertNotNil(t.retryAfter(address: LoginThrottle.PeerKey(high: 0, low: 3), user: alice, now: 10))
-        t.recordSuccess(user: alice)
-        XCTAssertNil(t.retryAfter(address: a, user: alice, now: 10))
+        XCTAssertNil(t.admit(address: a, user: alice, now: 0))
+        XCTAssertNil(t.admit(address: b, user: alice, now: 0))
+        XCTAssertNotNil(t.admit(address: LoginThrottle.PeerKey(high: 0, low: 3), user: alice, now: 10))
+        t.succeeded(address: a, user: alice)
+        XCTAssertNil(t.admit(address: a, user: alice, now: 10), "a success clears the user's count")
     }
 
     func testConcurrentAttemptsAreCountedWhenAdmittedNotWhenChecked() {
@@ -41,7 +38,7 @@ final class LoginThrottleTests: XCTestCase {
     func testMemoryIsBoundedUnderAFloodOfAddresses() {
         let t = LoginThrottle(maxPerAddress: 5, maxPerUser: 5, windowMs: 60_000, maxEntries: 1000)
         for i in 0..<20_000 {
-            t.recordFailure(address: LoginThrottle.PeerKey(high: 0, low: UInt64(i)), user: Array("u\(i % 7)".utf8), now: UInt64(i))
+            _ = t.admit(address: LoginThrottle.PeerKey(high: 0, low: UInt64(i)), user: Array("u\(i % 7)".utf8), now: UInt64(i))
         }
         XCTAssertLessThanOrEqual(t.trackedCount, 1000)
     }

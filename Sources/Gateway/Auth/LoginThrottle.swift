@@ -35,18 +35,16 @@ final class LoginThrottle: Sendable {
 
     var trackedCount: Int { state.withLock { $0.addresses.count + $0.users.count } }
 
-    /// Seconds until the address or the user may try again, or nil when neither is throttled.
-    func retryAfter(address: PeerKey, user: [UInt8], now: UInt64) -> Int? {
-        state.withLock { s -> Int? in
-            var wait: UInt64 = 0
-            if let c = s.addresses[address], now - c.windowStart < windowMs, c.failures >= maxPerAddress {
-                wait = max(wait, c.windowStart + windowMs - now)
-            }
-            if let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
-                wait = max(wait, c.windowStart + windowMs - now)
-            }
-            return wait == 0 ? nil : Int((wait + 999) / 1000)
+    /// Milliseconds until the address and the user may both try again (0: now).
+    private func waitMs(_ s: State, address: PeerKey, user: [UInt8], now: UInt64) -> UInt64 {
+        var wait: UInt64 = 0
+        if let c = s.addresses[address], now - c.windowStart < windowMs, c.failures >= maxPerAddress {
+            wait = max(wait, c.windowStart + windowMs - now)
         }
+        if let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
+            wait = max(wait, c.windowStart + windowMs - now)
+        }
+        return wait
     }
 
     /// Admits one login attempt: the seconds to wait when the address or the user is throttled,
@@ -55,13 +53,7 @@ final class LoginThrottle: Sendable {
     /// success gives the count back (`succeeded`).
     func admit(address: PeerKey, user: [UInt8], now: UInt64) -> Int? {
         state.withLock { s -> Int? in
-            var wait: UInt64 = 0
-            if let c = s.addresses[address], now - c.windowStart < windowMs, c.failures >= maxPerAddress {
-                wait = max(wait, c.windowStart + windowMs - now)
-            }
-            if let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
-                wait = max(wait, c.windowStart + windowMs - now)
-            }
+            let wait = waitMs(s, address: address, user: user, now: now)
             if wait > 0 { return Int((wait + 999) / 1000) }
             Self.bump(&s.addresses, address, now: now, window: windowMs)
             Self.bump(&s.users, user, now: now, window: windowMs)
@@ -80,20 +72,6 @@ final class LoginThrottle: Sendable {
                 s.addresses[address] = c
             }
         }
-    }
-
-    func recordFailure(address: PeerKey, user: [UInt8], now: UInt64) {
-        state.withLock { s in
-            Self.bump(&s.addresses, address, now: now, window: windowMs)
-            Self.bump(&s.users, user, now: now, window: windowMs)
-            if s.addresses.count + s.users.count > maxEntries { evict(&s, now: now) }
-        }
-    }
-
-    /// A successful login clears the user's count (not the address's: one success does not
-    /// excuse a spray of failures from the same place).
-    func recordSuccess(user: [UInt8]) {
-        _ = state.withLock { $0.users.removeValue(forKey: user) }
     }
 
     private static func bump<K: Hashable>(_ table: inout [K: Counter], _ key: K, now: UInt64, window: UInt64) {
