@@ -96,3 +96,45 @@ final class LockedTokens: @unchecked Sendable {
     func add(_ t: String) { lock.lock(); list.append(t); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }
+
+/// Scheduled rotation, with two gateways sharing one keys file.
+final class ScheduledRotationTests: XCTestCase {
+    func testTwoGatewaysOnOneKeysFileRotateItExactlyOnce() throws {
+        let first = try GatewayHarness(settings: "", sections: "")
+        let keysPath = first.dir.path("keys.json")
+        // Both get rotate_every; the harness's active key was created at time 0, so it is due.
+        for gw in [first] {
+            let text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+                .replacingOccurrences(of: "[api.auth.jwt]", with: "[api.auth.jwt]\nrotate_every = \"1h\"")
+            try text.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        }
+        first.stop()
+        let secondPort = try freePort()
+        let secondConfig = try String(contentsOfFile: first.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "127.0.0.1:\(first.port)", with: "127.0.0.1:\(secondPort)")
+            .replacingOccurrences(of: first.dir.path("data"), with: first.dir.path("data2"))
+        let secondPath = try first.dir.write("second.conf", secondConfig)
+        try first.startDemoUpstream()
+        try first.start()
+        let second = Process()
+        second.executableURL = GatewayBinary.url
+        second.arguments = ["run", "--config", secondPath]
+        let out = Pipe()
+        second.standardOutput = out
+        second.standardError = out
+        try second.run()
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL); second.waitUntilExit() } }
+        try waitForPort(secondPort)
+        usleep(3_000_000)
+        let ring = try KeyRing.fromJWKSet(try String(contentsOfFile: keysPath, encoding: .utf8))
+        XCTAssertEqual(ring.keys.count, 3, "exactly one rotation: \(ring.keys.map { "\($0.kid):\($0.state)" })")
+        XCTAssertEqual(ring.keys.first { $0.kid == "cur" }?.state, .verify)
+        // Both gateways accept tokens of the new key (they reloaded the rotated file).
+        let newToken = try TokenIssuer(settings: IssuerSettings()).issue(subject: "s", use: .access, ring: ring,
+                                                                         now: Int64(Date().timeIntervalSince1970)).token
+        XCTAssertEqual(try first.get("/api/v3/x", headers: "Authorization: Bearer \(newToken)\r\n").status, 200)
+        let c = try RawClient(port: secondPort)
+        try c.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(newToken)\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().status, 200)
+    }
+}

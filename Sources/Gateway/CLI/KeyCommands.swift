@@ -41,15 +41,7 @@ enum KeyCommands {
         let path = try a.require("keys")
         return try withLock(path) {
             let ring = try TokenCommands.loadRing(path)
-            let now = unixNow()
-            var keys = ring.keys.map { key -> Key in
-                var k = key
-                if k.state == .active { k.state = .verify; k.deactivatedAt = now }
-                return k
-            }
-            let fresh = KeyRing.generateKey(state: .active, now: now, algorithm: alg)
-            keys.append(fresh)
-            try KeyFile.write(try KeyRing(keys: keys), to: path)
+            let fresh = try KeyFile.rotate(ring, path: path, now: unixNow(), algorithm: alg)
             print("rotated \(path): \(fresh.kid) is active; \(ring.activeKey?.kid ?? "-") verifies tokens issued before")
             return 0
         }

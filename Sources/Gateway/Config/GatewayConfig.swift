@@ -67,6 +67,8 @@ struct GatewayConfig: Sendable {
         /// A `verify` key is treated as retired once the longest token lifetime plus the
         /// leeway has passed since it stopped being active.
         var autoRetire = true
+        /// Seconds after which the gateway rotates its keys file by itself (0: never).
+        var rotateEverySeconds: Int64 = 0
     }
 
     struct Log: Sendable {

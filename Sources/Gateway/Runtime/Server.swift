@@ -248,11 +248,36 @@ final class Server: @unchecked Sendable {
                 if stamp != last {
                     last = stamp
                     self.reload(reason: "a change of the keys file")
+                } else if self.rotateIfDue() {
+                    continue  // the change is picked up on the next tick
                 } else if ticks % 60 == 0 && self.currentConfig().tokens.autoRetire {
                     let ring = self.currentRing()
                     if Self.autoRetired(ring, config: self.currentConfig(), log: self.log) !== ring { self.reload(reason: "auto-retirement") }
                 }
             }
+        }
+    }
+
+    /// Scheduled rotation: when the active key is older than `rotate_every`, rotate the keys file
+    /// under its lock, after reading it again under that lock — so of several gateways sharing
+    /// the file exactly one rotates, and the others see a young active key and do nothing.
+    private func rotateIfDue() -> Bool {
+        let config = currentConfig()
+        let period = config.tokens.rotateEverySeconds
+        guard period > 0, let path = Self.keysPath(config) else { return false }
+        let now = Int64(Date().timeIntervalSince1970)
+        guard let active = currentRing().activeKey, now - active.createdAt >= period else { return false }
+        do {
+            return try KeyCommands.withLock(path) {
+                let ring = try KeyFile.read(path: path)
+                guard let current = ring.activeKey, now - current.createdAt >= period else { return false }
+                let fresh = try KeyFile.rotate(ring, path: path, now: now)
+                log.submit("rotated the keys file on schedule (every \(period) s): \(fresh.kid) is active, \(current.kid) verifies")
+                return true
+            }
+        } catch {
+            // Another process holds the lock (it is rotating) or the file is unreadable: next tick.
+            return false
         }
     }
 
@@ -318,6 +343,21 @@ enum KeyFile {
         } catch {
             throw StartupError("keys file \(path): \(error)")
         }
+    }
+
+    /// Adds a new active key to `ring`, demotes the old active one to `verify`, writes `path`.
+    /// The caller holds the file's lock.
+    @discardableResult
+    static func rotate(_ ring: KeyRing, path: String, now: Int64, algorithm: JWSAlgorithm = .hs256) throws -> Key {
+        var keys = ring.keys.map { key -> Key in
+            var k = key
+            if k.state == .active { k.state = .verify; k.deactivatedAt = now }
+            return k
+        }
+        let fresh = KeyRing.generateKey(state: .active, now: now, algorithm: algorithm)
+        keys.append(fresh)
+        try write(try KeyRing(keys: keys), to: path)
+        return fresh
     }
 
     /// Writes a new keys file holding one random active key: created 0600, fsync'd, renamed in.
