@@ -111,6 +111,26 @@ final class LogoutTests: XCTestCase {
         XCTAssertEqual(try refresh(gw, b.refresh), 200)
     }
 
+    func testWithRevokeAccessOnLogoutTheLoginsAccessTokenDiesAtOnce() throws {
+        let off = try GatewayHarness(sections: "[login]\nfailure_delay = 0\n", password: "pw")
+        let a = try login(off)
+        _ = try off.request("POST /api/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(a.refresh)\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertEqual(try off.get("/api/v3/x", headers: "Authorization: Bearer \(a.access)\r\n").status, 200,
+                       "by default an access token lives to its short expiry")
+
+        let on = try GatewayHarness(sections: "[login]\nfailure_delay = 0\n", password: "pw")
+        let text = try String(contentsOfFile: on.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "[api.auth.jwt]", with: "[api.auth.jwt]\nrevoke_access_on_logout = true")
+        try text.write(toFile: on.configPath, atomically: true, encoding: .utf8)
+        on.signal(SIGHUP)
+        usleep(600_000)
+        let b = try login(on), other = try login(on)
+        XCTAssertEqual(try on.get("/api/v3/x", headers: "Authorization: Bearer \(b.access)\r\n").status, 200)
+        XCTAssertEqual(try on.request("POST /api/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(b.refresh)\r\nContent-Length: 0\r\n\r\n").status, 204)
+        XCTAssertEqual(try on.get("/api/v3/x", headers: "Authorization: Bearer \(b.access)\r\n").status, 401, "voided with its login")
+        XCTAssertEqual(try on.get("/api/v3/x", headers: "Authorization: Bearer \(other.access)\r\n").status, 200, "another login lives on")
+    }
+
     func testLogoutWithAJSONBodyAndItsErrors() throws {
         let gw = try GatewayHarness(sections: "[login]\nfailure_delay = 0\n", password: "pw")
         let a = try login(gw)

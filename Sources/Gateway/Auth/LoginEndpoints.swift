@@ -153,8 +153,13 @@ extension ClientConnection {
                 return
             }
             do {
-                let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: worker.loop.unixNow)
-                let refresh = try worker.issuer.issue(subject: subject, use: .refresh, ring: snapshot.ring, now: worker.loop.unixNow)
+                // A login family only when logout must void the access tokens too: otherwise the
+                // tokens carry exactly datarhei Core's claims.
+                let family = snapshot.config.tokens.revokeAccessOnLogout ? Crypto.uuidV4() : nil
+                let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: worker.loop.unixNow,
+                                                     loginID: family)
+                let refresh = try worker.issuer.issue(subject: subject, use: .refresh, ring: snapshot.ring, now: worker.loop.unixNow,
+                                                      loginID: family)
                 var body = JSONWriter(capacity: 1024)
                 body.raw("{\"access_token\":"); body.string(access.token)
                 body.raw(",\"refresh_token\":"); body.string(refresh.token)

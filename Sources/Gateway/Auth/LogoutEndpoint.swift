@@ -29,11 +29,12 @@ extension ClientConnection {
                 token = t
             }
         }
-        let jti: [UInt8], expiresAt: Int64
+        let jti: [UInt8], family: [UInt8], expiresAt: Int64
         do {
             let v = try worker.verifier.verify(String(decoding: token, as: UTF8.self), use: .refresh, ring: snapshot.ring,
                                                revocations: snapshot.revocations, now: worker.loop.unixNow)
             jti = Array(v.tokenID)
+            family = snapshot.config.tokens.revokeAccessOnLogout ? Array(v.loginID) : []
             expiresAt = v.expiresAt
             logLine.user(v.subject)
         } catch {
@@ -42,6 +43,8 @@ extension ClientConnection {
             return isAwaitingHead
         }
         snapshot.revocations.revoke(jti: jti, until: expiresAt)
+        // revoke_access_on_logout: the whole login (its access tokens carry the same family).
+        if !family.isEmpty { snapshot.revocations.revoke(family: family, until: expiresAt) }
         consumeInput(head.headLength + bodyLength)
         guard let journal = snapshot.journal else {
             _ = appendOutput(Self.noContent)
@@ -54,7 +57,8 @@ extension ClientConnection {
         setDeadline(worker.loop.now + 30_000, keepIfEarlier: false)
         let fd = self.fd, generation = self.generation, box = WorkerBox(worker)
         let queued = worker.blocking.submit {
-            let stored = (try? journal.append(.jti, jti, until: expiresAt)) != nil
+            let storedJTI = (try? journal.append(.jti, jti, until: expiresAt)) != nil
+            let stored = storedJTI && (family.isEmpty || (try? journal.append(.lid, family, until: expiresAt)) != nil)
             box.worker.loop.execute { box.worker.logoutStored(fd: fd, generation: generation, stored: stored) }
         }
         if !queued { deliverPending(GatewayResponse.serviceUnavailable.bytes(close: false), status: 503) }

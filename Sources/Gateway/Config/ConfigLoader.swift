@@ -126,6 +126,7 @@ enum ConfigLoader {
             .init("api.auth.jwt.refresh_ttl", .seconds(\.tokens.refreshTTLSeconds, minimum: 1), "lifetime of a refresh token"),
             .init("api.auth.jwt.leeway", .seconds(\.tokens.leewaySeconds, minimum: 0), "clock skew allowed when checking exp and nbf"),
             .init("api.auth.jwt.auto_retire", .flag(\.tokens.autoRetire), "retire a verify key once the longest token lifetime has passed since it stopped being active"),
+            .init("api.auth.jwt.revoke_access_on_logout", .flag(\.tokens.revokeAccessOnLogout), "logout also voids the access tokens of that login at once"),
             .init("api.auth.jwt.rotate_every", .seconds(\.tokens.rotateEverySeconds, minimum: 0), "rotate the keys file by itself this often (0: never); several gateways on one file rotate once"),
             .init("log.access", .flag(\.log.access), "one line per request on stdout"),
             .init("log.level", .choice(\.log.level, ["error", "warn", "info", "debug"]), "\"error\", \"warn\", \"info\" or \"debug\""),

@@ -69,6 +69,9 @@ struct GatewayConfig: Sendable {
         var autoRetire = true
         /// Seconds after which the gateway rotates its keys file by itself (0: never).
         var rotateEverySeconds: Int64 = 0
+        /// Logout also voids the access tokens of that login at once (logins then carry a `lid`
+        /// claim naming the login); otherwise they die at their short expiry.
+        var revokeAccessOnLogout = false
     }
 
     struct Log: Sendable {
