@@ -39,6 +39,11 @@ final class AdminTests: XCTestCase {
         usleep(200_000)
         XCTAssertEqual(try statuses(gw, a.token, count: 2), [401])
         XCTAssertEqual(try statuses(gw, b, count: 2), [200])
+        kill(gw.gateway!.processIdentifier, SIGKILL)
+        gw.gateway!.waitUntilExit()
+        try gw.start()
+        XCTAssertEqual(try statuses(gw, a.token, count: 2), [401], "still refused after kill -9")
+        XCTAssertEqual(try statuses(gw, b, count: 2), [200])
     }
 
     func testRevokeWithoutARunningGatewayWritesTheJournalForTheNextStart() throws {

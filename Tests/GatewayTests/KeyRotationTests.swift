@@ -61,6 +61,37 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertTrue(gw.log.contains("a change of the keys file"), gw.log)
     }
 
+    func testReloadingAnInvalidConfigurationUnderLoadChangesNothing() throws {
+        let gw = try GatewayHarness(workers: 2)
+        let token = gw.token()
+        let failures = ManagedAtomicCounter(), served = ManagedAtomicCounter(), stop = ManagedAtomicCounter()
+        let group = DispatchGroup()
+        let port = gw.port
+        for _ in 0..<3 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let c = try? RawClient(port: port, timeout: 5) else { failures.add(); return }
+                while stop.value == 0 {
+                    guard (try? c.send("GET /api/v3/l HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n")) != nil,
+                          let r = try? c.readResponse() else { failures.add(); return }
+                    if r.status == 200 { served.add() } else { failures.add() }
+                }
+            }
+        }
+        let original = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        for broken in ["[server\n", original + "\n[server]\nlisten = 3\n", original.replacingOccurrences(of: "/api/v3/", with: "no-slash")] {
+            try broken.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+            gw.signal(SIGHUP)
+            usleep(700_000)
+        }
+        stop.add()
+        XCTAssertEqual(group.wait(timeout: .now() + 15), .success)
+        XCTAssertEqual(failures.value, 0)
+        XCTAssertGreaterThan(served.value, 50)
+        XCTAssertEqual(gw.log.components(separatedBy: "reload refused").count - 1, 3, gw.log)
+    }
+
     func testAnInvalidKeysFileIsRefusedAndTheOldRingStays() throws {
         let gw = try GatewayHarness()
         try "{\"keys\":[]}".write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)

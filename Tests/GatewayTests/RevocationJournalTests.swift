@@ -72,6 +72,22 @@ final class RevocationJournalTests: XCTestCase {
         XCTAssertThrowsError(try other.replay(into: RevocationSet(), now: 0))
     }
 
+    func testCompactionWhileRunningKeepsLiveRecordsAndAppendsGoOn() throws {
+        let dir = try TempDir()
+        let j = RevocationJournal(path: dir.path("revocations.journal"), compactEvery: 10)
+        _ = try j.replay(into: RevocationSet(), now: 100)
+        let now = Int64(Date().timeIntervalSince1970)
+        for i in 0..<9 { try j.append(.jti, Array("gone-\(i)".utf8), until: now - 10) }
+        try j.append(.jti, Array("live".utf8), until: now + 1000)  // the 10th append compacts
+        try j.append(.jti, Array("after".utf8), until: now + 1000)
+        let set = RevocationSet()
+        _ = try RevocationJournal(path: dir.path("revocations.journal")).replay(into: set, now: now)
+        XCTAssertTrue(revoked(set, jti: "live"))
+        XCTAssertTrue(revoked(set, jti: "after"), "appends continue into the rewritten file")
+        let text = try String(contentsOfFile: dir.path("revocations.journal"), encoding: .utf8)
+        XCTAssertFalse(text.contains(Base64URL.encode(Array("gone-3".utf8))))
+    }
+
     func testCompactionDropsExpiredRecords() throws {
         let text = RevocationJournal.header + "\n" + RevocationJournal.format(.jti, Array("old".utf8), 10)
             + RevocationJournal.format(.jti, Array("live".utf8), 1000)

@@ -118,10 +118,24 @@ extension ClientConnection {
             }
             return answer(.tokenReused)
         }
-        worker.persist(.jti, jti, until: expiresAt)
         let loginID = family.isEmpty ? Crypto.uuidV4() : String(decoding: family, as: UTF8.self)
-        respondLocally(bytes: envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID,
-                                             refreshed: true, redirect: false), status: 200, head: head, bodyRead: true)
-        return isAwaitingHead
+        let tokens = envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID, refreshed: true, redirect: false)
+        // The spent token's revocation is fsync'd before the new tokens are handed out, so a
+        // crash cannot make it usable again.
+        guard let journal = snapshot.journal else {
+            respondLocally(bytes: tokens, status: 200, head: head, bodyRead: true)
+            return isAwaitingHead
+        }
+        consumeInput(head.headLength + body.count)
+        state = .pending
+        pendingAnswer = nil
+        setDeadline(worker.loop.now + 30_000, keepIfEarlier: false)
+        let fd = self.fd, generation = self.generation, box = WorkerBox(worker)
+        let queued = worker.blocking.submit {
+            let stored = (try? journal.append(.jti, jti, until: expiresAt)) != nil
+            box.worker.loop.execute { box.worker.answerWhenStored(fd: fd, generation: generation, stored: stored, answer: tokens) }
+        }
+        if !queued { deliverPending(EnvelopeError.internalError.bytes(), status: 500) }
+        return false
     }
 }

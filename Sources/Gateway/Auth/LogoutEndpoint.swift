@@ -76,7 +76,15 @@ extension Worker {
         if case .closed = c.state {} else { c.updateInterest() }
     }
 
-    /// Writes a revocation to the journal without waiting for it (rotations, reuse detection).
+    /// Hands out `answer` once its revocation is durable (the envelope refresh).
+    func answerWhenStored(fd: Int32, generation: UInt32, stored: Bool, answer: [UInt8]) {
+        guard case let .client(c)? = loop.handler(fd, generation: generation), case .pending = c.state else { return }
+        c.deliverPending(stored ? answer : EnvelopeError.internalError.bytes(), status: stored ? 200 : 500)
+        if case .closed = c.state {} else { c.updateInterest() }
+    }
+
+    /// Writes a revocation to the journal without waiting for it (reuse detection: the tokens
+    /// it voids are refused in memory at once, and no answer depends on it).
     func persist(_ kind: RevocationJournal.Kind, _ bytes: [UInt8], until: Int64) {
         guard let journal = state.journal else { return }
         _ = blocking.submit { try? journal.append(kind, bytes, until: until) }

@@ -21,9 +21,13 @@ final class RevocationJournal: Sendable {
     static let header = "# gateway revocation journal v1"
     let path: String
     private let fd = Mutex<Int32>(-1)
+    private let appends = Atomic<Int>(0)
+    /// Compaction runs after this many appends (on the blocking pool, like the appends).
+    let compactEvery: Int
 
-    init(path: String) {
+    init(path: String, compactEvery: Int = 1000) {
         self.path = path
+        self.compactEvery = compactEvery
     }
 
     /// Reads the journal into `set`, then compacts it. Returns notes for the log.
@@ -86,6 +90,19 @@ final class RevocationJournal: Sendable {
                 done += n
             }
             guard fsync(fd) == 0 else { throw StartupError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+        }
+        if appends.add(1, ordering: .relaxed).newValue % compactEvery == 0 { try compact(now: Int64(Date().timeIntervalSince1970)) }
+    }
+
+    /// Drops expired records while running: reads the file, keeps what can still match, and
+    /// swaps the rewrite in atomically, holding the append lock meanwhile.
+    func compact(now: Int64) throws {
+        try fd.withLock { fd in
+            guard let data = FileManager.default.contents(atPath: path) else { return }
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst()
+            let kept = lines.compactMap { Self.parse(String($0)) }.filter { $0.0 == .sub || $0.2 > now }
+            try rewrite(kept)
+            if fd >= 0 { close(fd); fd = -1 }  // reopened on the next append (the file was replaced)
         }
     }
 
