@@ -329,23 +329,10 @@ final class ClientConnection {
     /// Writes as much of `output` as the socket takes; false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard var out = output else { return true }
+        guard var out = output, !out.isEmpty else { return true }
         defer { output = out }
-        while !out.isEmpty {
-            let r: IOResult
-            do {
-                r = try Syscall.write(fd, out.base + out.readerIndex, out.readableBytes)
-            } catch {
-                return false
-            }
-            switch r {
-            case let .bytes(n):
-                out.consume(n)
-                progress()
-            case .wouldBlock, .eof:
-                return true
-            }
-        }
+        guard let written = Syscall.writeOut(fd, &out) else { return false }
+        if written > 0 { progress() }
         return true
     }
 

@@ -139,13 +139,7 @@ enum HeaderName: Equatable {
     /// ASCII case-insensitive equality with a lower-case literal.
     @inline(__always)
     static func equals(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-        guard name.count == lower.utf8CodeUnitCount else { return false }
-        for i in 0..<name.count {
-            var c = name[i]
-            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
-            if c != lower.utf8Start[i] { return false }
-        }
-        return true
+        HTTPBytes.equalsIgnoringCase(name, ByteRange(start: 0, end: name.count), lower)
     }
 
     /// `X-Forwarded-User` in any case, with `_` read as `-` anywhere.

@@ -82,26 +82,8 @@ final class UpstreamConnection {
     func flush() -> Bool {
         guard var out = output, !out.isEmpty else { return true }
         defer { output = out }
-        while !out.isEmpty {
-            let r: IOResult
-            do {
-                r = try Syscall.write(fd, out.base + out.readerIndex, out.readableBytes)
-            } catch {
-                return false
-            }
-            switch r {
-            case let .bytes(n):
-                // Keep the head bytes readable for a replay until the answer starts.
-                out.readerIndex += n
-                if out.readerIndex == out.writerIndex && (requestHeadLength == 0 || gotBytes) {
-                    out.readerIndex = 0
-                    out.writerIndex = 0
-                }
-            case .wouldBlock, .eof:
-                return true
-            }
-        }
-        return true
+        // Keep the head bytes readable for a replay until the answer starts.
+        return Syscall.writeOut(fd, &out, keepDrained: requestHeadLength > 0 && !gotBytes) != nil
     }
 
     /// Reads once into `input`. nil on error.

@@ -54,6 +54,30 @@ enum Syscall {
         }
     }
 
+    /// Writes `buffer`'s readable bytes until the socket takes no more. Returns the bytes
+    /// written, or nil on a write error. A drained buffer is rewound to its start unless
+    /// `keepDrained` (the upstream keeps a request head readable for a replay).
+    @inline(__always)
+    static func writeOut(_ fd: Int32, _ buffer: inout ByteBuffer, keepDrained: Bool = false) -> Int? {
+        var written = 0
+        while !buffer.isEmpty {
+            let r: IOResult
+            do {
+                r = try write(fd, buffer.base + buffer.readerIndex, buffer.readableBytes)
+            } catch {
+                return nil
+            }
+            guard case let .bytes(n) = r else { break }
+            written += n
+            buffer.readerIndex += n
+            if buffer.readerIndex == buffer.writerIndex && !keepDrained {
+                buffer.readerIndex = 0
+                buffer.writerIndex = 0
+            }
+        }
+        return written
+    }
+
     /// close ignores EINTR (the descriptor is gone either way on Linux).
     static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
