@@ -2,8 +2,9 @@ import CGatewayShims
 import Glibc
 import TokenCore
 
-/// One client connection, owned by one loop thread: reads request heads, answers what the
-/// gateway answers itself, and hands the rest to the proxy exchange (ProxyExchange.swift).
+/// One HTTP/1.1 client connection, owned by one loop thread: reads request heads, answers what
+/// the gateway answers itself, and hands the rest to the proxy as a `ProxyStream`
+/// (HTTP1ProxyStream.swift). Its bytes pass through its `transport` (plain or TLS).
 ///
 /// Buffers come from the loop's pool when there are bytes to hold and go back when the connection
 /// is idle, so an idle keep-alive connection is this object and nothing else.
@@ -30,6 +31,7 @@ final class ClientConnection {
     let generation: UInt32
     unowned let worker: Worker
     let peer: PeerAddress
+    var transport: Transport
     var state: State = .awaitingHead
     var input: ByteBuffer?
     var output: ByteBuffer?
@@ -45,6 +47,10 @@ final class ClientConnection {
     /// The client of the current request asked for keep-alive.
     var keepAlive = true
     var requestIsHEAD = false
+    /// The request in flight is HTTP/1.1 (chunked may be used toward the client).
+    var clientSpeaks11 = false
+    /// The answer's body is written with chunked framing.
+    var responseChunked = false
     var requestStart: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).
     var logLine = AccessLogEntry()
@@ -76,8 +82,10 @@ final class ClientConnection {
 
     static let lingerMs: UInt64 = 2_000
 
-    init(fd: Int32, generation: UInt32, worker: Worker, peer: PeerAddress, snapshot: GatewayState) {
+    init(fd: Int32, generation: UInt32, worker: Worker, peer: PeerAddress, snapshot: GatewayState,
+         transport: Transport = .plain) {
         self.fd = fd
+        self.transport = transport
         self.generation = generation
         self.worker = worker
         self.peer = peer
@@ -115,17 +123,13 @@ final class ClientConnection {
         guard var inp = input else { return }
         if inp.writableBytes == 0 { inp.compact() }
         guard inp.writableBytes > 0 else { input = inp; return }
-        let r: IOResult
-        do {
-            r = try Syscall.read(fd, inp.base + inp.writerIndex, inp.writableBytes)
-        } catch {
+        guard let r = transport.read(fd, into: &inp) else {
             input = inp
             abort()
             return
         }
         switch r {
-        case let .bytes(n):
-            inp.writerIndex += n
+        case .bytes:
             input = inp
             progress()
             processInput()
@@ -144,13 +148,12 @@ final class ClientConnection {
         // Output drained: things waiting for room can move again.
         switch state {
         case .proxying(let u):
-            relayResponse(u)
             // Room again toward the client: the upstream may be read again (backpressure).
-            if case .proxying(let current) = state, current === u { updateUpstreamInterest(u) }
+            u.streamHasRoom()
         case .tunnel(let u):
-            tunnelUpstreamToClient(u)
+            tunnelEvent(u, 0)
         case .lingering:
-            Socket.shutdownWrite(fd)
+            transport.shutdownWrite(fd)
         default:
             if closeAfterFlush { close(); return }
             processInput()
@@ -181,12 +184,7 @@ final class ClientConnection {
                 finishLocalRequest()
             case .proxying(let u):
                 // Request body bytes arrived: pass them on as far as the upstream takes them.
-                if !u.requestComplete {
-                    pumpRequestBody(u)
-                    guard case .proxying = state else { return }
-                    if u.phase != .connecting && !u.flush() { upstreamFailed(u); return }
-                    updateUpstreamInterest(u)
-                }
+                u.requestBodyArrived()
                 return
             default:
                 return
@@ -297,25 +295,12 @@ final class ClientConnection {
         state = .lingering
         closeAfterFlush = true
         if var inp = input { inp.readerIndex = 0; inp.writerIndex = 0; input = inp }
-        if flush(), let out = output, out.isEmpty { Socket.shutdownWrite(fd) }
+        if flush(), let out = output, out.isEmpty { transport.shutdownWrite(fd) }
         setDeadline(worker.loop.now + Self.lingerMs, keepIfEarlier: false)
     }
 
     private func drainLingering() {
-        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-        let r = withUnsafeMutableBytes(of: &scratch) { raw -> IOResult? in
-            if var inp = input {
-                defer { input = inp }
-                inp.readerIndex = 0
-                inp.writerIndex = 0
-                return try? Syscall.read(fd, inp.base, inp.capacity)
-            }
-            return try? Syscall.read(fd, raw.baseAddress!, raw.count)
-        }
-        switch r {
-        case .bytes?, .wouldBlock?: return
-        default: close()
-        }
+        if !transport.discardInput(fd, scratch: &input) { close() }
     }
 
     // MARK: output
@@ -331,7 +316,7 @@ final class ClientConnection {
     func flush() -> Bool {
         guard var out = output, !out.isEmpty else { return true }
         defer { output = out }
-        guard let written = Syscall.writeOut(fd, &out) else { return false }
+        guard let written = transport.write(fd, from: &out) else { return false }
         if written > 0 { progress() }
         return true
     }
@@ -433,7 +418,7 @@ final class ClientConnection {
         case .discardingBody, .lingering, .closed, .tunnel:
             close()
         case .proxying(let u):
-            upstreamTimedOut(u)
+            u.exchangeTimedOut()
         case .pending:
             pendingTimerFired()
         }
@@ -468,6 +453,7 @@ final class ClientConnection {
         if case .proxying(let u) = state { u.pool.close(u) }
         if case .tunnel(let u) = state { u.pool.close(u) }
         state = .closed
+        transport.close()
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
         worker.loop.unregister(fd)

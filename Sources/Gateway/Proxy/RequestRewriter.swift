@@ -18,6 +18,8 @@ enum RequestRewriter {
         var subject: UnsafeRawBufferPointer?
         var peer: PeerAddress
         var tunnel: Bool
+        /// How the client reached the gateway (`http` or `https`), for X-Forwarded-Proto.
+        var scheme: StaticString = "http"
     }
 
     /// Appends the upstream request head; false when it does not fit in `out`.
@@ -71,7 +73,9 @@ enum RequestRewriter {
             }
         }
         input.peer.append(to: &out)
-        out.append("\r\nX-Forwarded-Proto: http\r\n")
+        out.append("\r\nX-Forwarded-Proto: ")
+        out.append(input.scheme)
+        out.append("\r\n")
         if let host = head.host {
             out.append("X-Forwarded-Host: ")
             out.append(bytes(host))

@@ -10,8 +10,9 @@ enum BodyFraming {
     case untilClose
 }
 
-/// One connection to an upstream, owned by one loop: the HTTP/1.1 client side of an exchange.
-/// Idle ones wait in their `UpstreamPool`; an active one belongs to exactly one client connection.
+/// One connection to an upstream, owned by one loop: the HTTP/1.1 client side of an exchange
+/// (driven in ProxyExchange.swift). Idle ones wait in their `UpstreamPool`; an active one carries
+/// exactly one client-side stream's request.
 final class UpstreamConnection {
     enum Phase {
         case connecting
@@ -26,8 +27,10 @@ final class UpstreamConnection {
     var phase: Phase
     var input: ByteBuffer?
     var output: ByteBuffer?
-    /// The client whose request this connection carries (strong only while active).
-    var client: ClientConnection?
+    /// The client side whose request this connection carries (strong only while active).
+    var stream: (any ProxyStream)?
+    /// The limits of the snapshot the request started with.
+    var limits = HTTPLimits()
     /// Taken from the pool rather than freshly connected (a dead one may be retried once).
     var reused = false
     var idleSince: UInt64 = 0
@@ -47,10 +50,12 @@ final class UpstreamConnection {
     var eof = false
     var requestBodyBytes: Int64 = 0
     var maxRequestBody: Int64 = .max
-    /// The client speaks HTTP/1.1 (chunked may be used toward it).
-    var chunkedToClient = false
+    /// Body bytes of the answer handed to the client side (framing not counted).
+    var responseBodyBytes: Int64 = 0
     /// The client asked for a WebSocket upgrade.
     var tunnelRequested = false
+    /// The upstream accepted the upgrade: bytes pass both ways unparsed.
+    var tunneling = false
 
     init(fd: Int32, generation: UInt32, pool: UpstreamPool, phase: Phase) {
         self.fd = fd
@@ -60,8 +65,9 @@ final class UpstreamConnection {
     }
 
     /// Resets per-exchange state for a new request.
-    func beginExchange(client: ClientConnection) {
-        self.client = client
+    func beginExchange(stream: any ProxyStream, limits: HTTPLimits) {
+        self.stream = stream
+        self.limits = limits
         phase = phase == .connecting ? .connecting : .active
         requestBody = .none
         requestComplete = false
@@ -73,8 +79,9 @@ final class UpstreamConnection {
         gotBytes = false
         eof = false
         requestBodyBytes = 0
-        chunkedToClient = false
+        responseBodyBytes = 0
         tunnelRequested = false
+        tunneling = false
     }
 
     /// Writes as much of `output` as the socket takes. Returns false on a write error.
@@ -167,7 +174,7 @@ final class UpstreamPool {
 
     /// Takes back a connection whose exchange ended cleanly.
     func release(_ u: UpstreamConnection) {
-        u.client = nil
+        u.stream = nil
         if let b = u.input { worker.buffers.release(b); u.input = nil }
         if let b = u.output { worker.buffers.release(b); u.output = nil }
         guard idle.count < maxIdle, !worker.draining else { close(u); return }
@@ -181,7 +188,7 @@ final class UpstreamPool {
     func close(_ u: UpstreamConnection) {
         guard u.phase != .closed else { return }
         u.phase = .closed
-        u.client = nil
+        u.stream = nil
         if let b = u.input { worker.buffers.release(b); u.input = nil }
         if let b = u.output { worker.buffers.release(b); u.output = nil }
         worker.loop.unregister(u.fd)

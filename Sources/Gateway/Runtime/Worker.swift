@@ -94,7 +94,7 @@ final class Worker {
         case .closed:
             break
         case .connecting, .active:
-            if let c = u.client { c.upstreamEvent(u, events) } else { u.pool.close(u) }
+            u.exchangeEvent(events)
         }
     }
 

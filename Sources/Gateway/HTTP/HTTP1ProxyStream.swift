@@ -1,0 +1,241 @@
+import CGatewayShims
+import Glibc
+
+/// An HTTP/1.1 connection as the proxy's client side: the request body de-framed from the
+/// connection's input (Content-Length or chunked, re-framed for the upstream), the answer written
+/// to its output as HTTP/1.1 (the status line, the forwarded fields, Content-Length, chunked or
+/// close-delimited framing), and after a 101 a byte tunnel. Bytes go through the connection's
+/// transport, never straight to a socket from here.
+extension ClientConnection: ProxyStream {
+    // MARK: request body
+
+    func moveRequestBody(into out: inout ByteBuffer, for u: UpstreamConnection) -> ChunkedRelay.Outcome {
+        guard var inp = input else {
+            if case .length(0) = u.requestBody { return .done }
+            return .progress
+        }
+        defer { input = inp }
+        switch u.requestBody {
+        case let .length(remaining):
+            let n = Int(min(remaining, Int64(min(inp.readableBytes, out.writableBytes))))
+            if n > 0 {
+                out.append(UnsafeRawBufferPointer(start: inp.base + inp.readerIndex, count: n))
+                inp.consume(n)
+            }
+            u.requestBody = .length(remaining - Int64(n))
+            return remaining - Int64(n) == 0 ? .done : .progress
+        case var .chunked(decoder):
+            let outcome = ChunkedRelay.relay(from: &inp, to: &out, decoder: &decoder, reframe: true,
+                                             moved: &u.requestBodyBytes, limit: u.maxRequestBody)
+            u.requestBody = .chunked(decoder)
+            return outcome
+        case .none, .untilClose:
+            return .done
+        }
+    }
+
+    var requestWasHEAD: Bool { requestIsHEAD }
+
+    // MARK: response
+
+    /// The upstream's status line and fields, then the framing this client gets: Content-Length
+    /// when known, else chunked for HTTP/1.1 and close-delimited for HTTP/1.0.
+    func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> Bool {
+        if output == nil { output = worker.buffers.take() }
+        // The forwarded head is never longer than the upstream's plus the framing fields.
+        let need = head.headLength + 128
+        if output!.writableBytes < need && output!.readerIndex > 0 { output!.compact() }
+        guard output!.writableBytes >= need else { return false }
+        var out = output!
+        out.append("HTTP/1.1")
+        out.append(head.statusText)
+        out.append("\r\n")
+        head.forEachField { name, value in
+            out.append(name)
+            out.append(": ")
+            out.append(value)
+            out.append("\r\n")
+        }
+        responseChunked = false
+        switch head.body {
+        case let .length(n):
+            out.append("Content-Length: ")
+            out.append(decimal: n)
+            out.append("\r\n")
+        case .unknown:
+            if clientSpeaks11 {
+                responseChunked = true
+                out.append("Transfer-Encoding: chunked\r\n")
+            } else {
+                keepAlive = false
+            }
+        case .none:
+            break
+        }
+        if !keepAlive {
+            out.append("Connection: close\r\n")
+        } else if !clientSpeaks11 {
+            out.append("Connection: keep-alive\r\n")
+        }
+        out.append("\r\n")
+        output = out
+        logLine.status = head.status
+        return true
+    }
+
+    var responseBuffer: ByteBuffer {
+        get {
+            if output == nil { output = worker.buffers.take() }
+            return output!
+        }
+        set { output = newValue }
+    }
+
+    var canTakeResponse: Bool { output.map { $0.writableBytes > 256 } ?? true }
+
+    func sendResponse() -> Bool {
+        if output?.isEmpty ?? true { return true }
+        return flush()
+    }
+
+    func exchangeFinished(bodyBytes: Int64) {
+        logLine.bytes += bodyBytes
+        state = .awaitingHead
+        writeAccessLog()
+        requestStart = 0
+        if !keepAlive || peerClosed || worker.draining { closeAfterFlush = true }
+        guard flush() else { abort(); return }
+        if closeAfterFlush {
+            if output?.isEmpty ?? true { close() }
+            return
+        }
+        armIdleDeadline()
+        processInput()
+    }
+
+    /// The gateway's own error instead of the upstream's answer: the connection stays when the
+    /// request was read whole, else it closes.
+    func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool) {
+        state = .awaitingHead
+        guard requestComplete && keepAlive && !peerClosed else {
+            respondAndClose(response)
+            return
+        }
+        let bytes = errorBytes(response, close: false)
+        guard appendOutput(bytes) else { respondAndClose(response); return }
+        logLine.status = response.status
+        logLine.bytes = Int64(bytes.count)
+        finishLocalRequest()
+        if case .awaitingHead = state { processInput() }
+    }
+
+    func requestBodyRefused(_ response: GatewayResponse) {
+        respondAndClose(response)
+    }
+
+    func exchangeAborted() {
+        abort()
+    }
+
+    func exchangeMoved(to u: UpstreamConnection) {
+        state = .proxying(u)
+    }
+
+    func exchangeWaits(_ wait: ExchangeWait) {
+        let ms: Int
+        switch wait {
+        case .connect: ms = config.server.connectTimeoutMs
+        case .response: ms = config.server.responseTimeoutMs
+        case .body: ms = config.server.bodyTimeoutMs
+        }
+        setDeadline(worker.loop.now + UInt64(ms), keepIfEarlier: false)
+    }
+
+    func exchangeProgressed() {
+        progress()
+    }
+
+    func exchangeEventHandled() {
+        updateInterest()
+    }
+
+    // MARK: tunnel
+
+    /// The 101 head goes to the client as the upstream sent it (it is the handshake); then
+    /// bytes pass both ways unparsed.
+    func upgradeAccepted(_ u: UpstreamConnection, headLength: Int) {
+        guard var uin = u.input else { return }
+        if output == nil { output = worker.buffers.take() }
+        guard output!.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: headLength)) else {
+            u.pool.close(u)
+            exchangeFailed(.badGateway, requestComplete: false)
+            return
+        }
+        uin.consume(headLength)
+        u.input = uin
+        logLine.status = 101
+        writeAccessLog()
+        state = .tunnel(u)
+        setDeadline(worker.loop.now + UInt64(config.server.idleTimeoutMs), keepIfEarlier: false)
+        moveTunnelBytes(u)
+    }
+
+    func tunnelEvent(_ u: UpstreamConnection, _ events: UInt32) {
+        if events & UInt32(EPOLLOUT.rawValue) != 0 { _ = u.flush() }
+        switch u.readOnce() {
+        case nil:
+            abort()
+            return
+        case .bytes?:
+            progress()
+        default:
+            break
+        }
+        moveTunnelBytes(u)
+    }
+
+    func tunnelClientToUpstream(_ u: UpstreamConnection) {
+        if input == nil { input = worker.buffers.take() }
+        guard var inp = input else { return }
+        if inp.writableBytes == 0 { inp.compact() }
+        if inp.writableBytes > 0 {
+            switch transport.read(fd, into: &inp) {
+            case .bytes?:
+                progress()
+            case .eof?:
+                peerClosed = true
+                Socket.shutdownWrite(u.fd)
+            case .wouldBlock?:
+                break
+            case nil:
+                input = inp
+                abort()
+                return
+            }
+        }
+        input = inp
+        moveTunnelBytes(u)
+    }
+
+    /// Moves whatever each side has buffered to the other and flushes both.
+    private func moveTunnelBytes(_ u: UpstreamConnection) {
+        if var uin = u.input, !uin.isEmpty, output != nil {
+            let n = min(uin.readableBytes, output!.writableBytes)
+            output!.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: n))
+            uin.consume(n)
+            u.input = uin
+        }
+        if var inp = input, !inp.isEmpty, u.output != nil {
+            let n = min(inp.readableBytes, u.output!.writableBytes)
+            u.output!.append(UnsafeRawBufferPointer(start: inp.base + inp.readerIndex, count: n))
+            inp.consume(n)
+            input = inp
+        }
+        guard flush(), u.flush() else { abort(); return }
+        var mask: UInt32 = 0
+        if let out = u.output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
+        if !u.eof, output.map({ $0.writableBytes > 0 }) ?? true { mask |= UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
+        worker.loop.setInterest(u.fd, mask)
+        if u.eof && (u.input?.isEmpty ?? true) && (output?.isEmpty ?? true) { close() }
+    }
+}

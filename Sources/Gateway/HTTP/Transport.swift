@@ -1,0 +1,78 @@
+import CGatewayShims
+import Glibc
+
+/// How a client connection's bytes meet its socket. The HTTP/1.1 code above it works on
+/// plaintext buffers and never calls read or send itself, so TLS (OpenSSL over memory BIOs)
+/// slots in here without the parser or the proxy knowing.
+enum Transport {
+    case plain
+
+    /// `http` or `https`, for X-Forwarded-Proto.
+    var scheme: StaticString {
+        switch self {
+        case .plain: return "http"
+        }
+    }
+
+    /// Reads once into `buffer`'s free space; nil on a connection error.
+    @inline(__always)
+    func read(_ fd: Int32, into buffer: inout ByteBuffer) -> IOResult? {
+        switch self {
+        case .plain:
+            guard let r = try? Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes) else { return nil }
+            if case let .bytes(n) = r { buffer.writerIndex += n }
+            return r
+        }
+    }
+
+    /// Writes `buffer`'s readable bytes as far as the socket takes them; the number of bytes
+    /// taken from `buffer`, nil on a connection error.
+    @inline(__always)
+    func write(_ fd: Int32, from buffer: inout ByteBuffer) -> Int? {
+        switch self {
+        case .plain: return Syscall.writeOut(fd, &buffer)
+        }
+    }
+
+    /// Bytes below the connection's input buffer that are ready to read without the socket
+    /// becoming readable (a TLS record decrypted only in part).
+    var hasBufferedInput: Bool {
+        switch self {
+        case .plain: return false
+        }
+    }
+
+    /// Bytes taken from the connection's output but not yet on the wire (TLS records).
+    var hasPendingOutput: Bool {
+        switch self {
+        case .plain: return false
+        }
+    }
+
+    /// Ends the sending side once everything taken is on the wire.
+    func shutdownWrite(_ fd: Int32) {
+        Socket.shutdownWrite(fd)
+    }
+
+    /// Reads and drops whatever arrived (a lingering close); false once the peer has closed or
+    /// the connection failed.
+    func discardInput(_ fd: Int32, scratch: inout ByteBuffer?) -> Bool {
+        var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let r = withUnsafeMutableBytes(of: &bytes) { raw -> IOResult? in
+            if var b = scratch {
+                defer { scratch = b }
+                b.readerIndex = 0
+                b.writerIndex = 0
+                return try? Syscall.read(fd, b.base, b.capacity)
+            }
+            return try? Syscall.read(fd, raw.baseAddress!, raw.count)
+        }
+        switch r {
+        case .bytes?, .wouldBlock?: return true
+        default: return false
+        }
+    }
+
+    /// Frees what the transport holds (the descriptor is closed by its owner).
+    func close() {}
+}

@@ -1,0 +1,151 @@
+import CGatewayShims
+import Glibc
+import TokenCore
+
+/// A request's way up to the proxy: the gateway's own endpoints, the route, the bearer check,
+/// the body limit, then the rewritten head on a pooled upstream connection of the same loop,
+/// whose exchange (ProxyExchange.swift) takes it from there.
+extension ClientConnection {
+    /// Handles one parsed request head; false (stop taking pipelined requests for now) unless
+    /// it was answered at once and the next one may be read.
+    func startRequest(_ head: RequestHead) -> Bool {
+        guard let inp = input else { return false }
+        let buf = inp.readable
+        keepAlive = head.keepAlive && !worker.draining
+        requestIsHEAD = head.isHEAD
+        envelopeErrors = false
+        logLine.enabled = config.log.access
+        logLine.reset()
+        logLine.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
+        let target = UnsafeRawBufferPointer(rebasing: buf[head.target.start..<head.target.end])
+        logLine.path(target)
+
+        if head.isCONNECT {
+            respondAndClose(.badRequest)
+            return false
+        }
+        let pathLength: Int
+        do {
+            pathLength = try Router.checkTarget(target)
+        } catch {
+            respondLocally(.badRequest, head: head)
+            return isAwaitingHead
+        }
+        let path = UnsafeRawBufferPointer(rebasing: target[0..<pathLength])
+        if HeaderName.equals(path, "/healthz") {
+            respondLocally(bytes: AdminResponses.healthy, status: 200, head: head)
+            return isAwaitingHead
+        }
+        if HeaderName.equals(path, "/readyz") {
+            let ready = snapshot.readiness?.isReady ?? true
+            respondLocally(bytes: ready ? AdminResponses.ready : AdminResponses.notReady(snapshot.readiness?.problems ?? []),
+                           status: ready ? 200 : 503, head: head)
+            return isAwaitingHead
+        }
+        if let answered = handleOwnEndpoint(path, head: head, buffer: buf) { return answered }
+        guard let routeIndex = Router.match(path, routes: snapshot.routes) else {
+            respondLocally(.notFound, head: head)
+            return isAwaitingHead
+        }
+        let route = snapshot.routes[routeIndex]
+        envelopeErrors = route.envelopeErrors
+
+        var subject: UnsafeRawBufferPointer?
+        tokenExpiresAt = 0
+        tunnelIdentity = nil
+        if route.authRequired {
+            switch worker.checkBearer(head, buffer: buf, snapshot: snapshot) {
+            case let .success(v):
+                let s = v.subject
+                subject = s
+                logLine.user(s)
+                if route.closeOnExpiry {
+                    tokenExpiresAt = v.expiresAt
+                    if head.upgradeWebSocket {
+                        tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
+                                                        loginID: Array(v.loginID), issuedAt: v.issuedAt)
+                    }
+                }
+            case let .failure(rule):
+                logLine.rule = rule
+                respondLocally(.unauthorized, head: head)
+                return isAwaitingHead
+            }
+        }
+        if let length = head.contentLength, length > route.maxBodyBytes {
+            respondAndClose(.payloadTooLarge)
+            return false
+        }
+
+        let pool = worker.pool(route.upstreamIndex)
+        let u: UpstreamConnection
+        do {
+            u = try pool.acquire()
+        } catch {
+            respondLocally(.badGateway, head: head)
+            return isAwaitingHead
+        }
+        u.beginExchange(stream: self, limits: snapshot.httpLimits)
+        if u.input == nil { u.input = worker.buffers.take() }
+        if u.output == nil { u.output = worker.buffers.take() }
+        u.tunnelRequested = head.upgradeWebSocket
+        u.maxRequestBody = route.maxBodyBytes
+        clientSpeaks11 = head.version == .http11
+        let rewritten = RequestRewriter.write(
+            .init(buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
+                  subject: subject, peer: peer, tunnel: head.upgradeWebSocket, scheme: transport.scheme),
+            into: &u.output!, requestID: { self.worker.appendRequestID(&$0, log: &self.logLine) })
+        guard rewritten else {
+            pool.close(u)
+            respondAndClose(.headersTooLarge)
+            return false
+        }
+        if head.chunked {
+            u.requestBody = .chunked(ChunkedDecoder())
+        } else if let length = head.contentLength, length > 0 {
+            u.requestBody = .length(length)
+        } else {
+            u.requestBody = .none
+            u.requestComplete = true
+            if u.reused && Self.isIdempotent(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end])) {
+                u.requestHeadLength = u.output!.writerIndex
+            }
+        }
+        consumeInput(head.headLength)
+        state = .proxying(u)
+        if head.expectContinue && !u.requestComplete && (input?.isEmpty ?? true) {
+            _ = appendOutput(Self.continueLine)
+        }
+        u.sendRequest()
+        if !(output?.isEmpty ?? true) { _ = flush() }
+        return false
+    }
+
+    private static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    var isAwaitingHead: Bool {
+        if case .awaitingHead = state { return true }
+        return false
+    }
+
+    static func isIdempotent(_ method: UnsafeRawBufferPointer) -> Bool {
+        method.elementsEqual("GET".utf8) || method.elementsEqual("HEAD".utf8) || method.elementsEqual("OPTIONS".utf8)
+    }
+}
+
+/// Fixed answers of the admin endpoints on the main listener.
+enum AdminResponses {
+    static let ready: [UInt8] = {
+        let body = "{\"status\":\"ready\"}"
+        return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+    }()
+
+    static func notReady(_ problems: [String]) -> [UInt8] {
+        GatewayResponse.build(status: 503, reason: "Service Unavailable", detail: problems.joined(separator: "; "), close: false)
+    }
+
+    static let healthy: [UInt8] = {
+        let body = "{\"status\":\"ok\"}"
+        return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+    }()
+}
