@@ -30,7 +30,7 @@ let package = Package(
             dependencies: ["TokenCore", "CGatewayShims"]
         ),
         .testTarget(name: "TokenCoreTests", dependencies: ["TokenCore"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "TokenCore"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "TokenCore", "CGatewayShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -25,6 +25,8 @@ usage: gateway [VERB] [options]
   keys list --keys FILE                     kid, state, algorithm and age of each key (no secrets)
   token issue --keys FILE --sub USER [--use access|refresh] [--iss NAME] [--ttl SECONDS]
   token verify --keys FILE [--use access|refresh] [--iss NAME] [--leeway SECONDS] TOKEN
+  tls self-signed --cert FILE --key FILE [--host localhost] [--days 30]
+                                            write a self-signed certificate and key, for trying HTTPS
   bench-tokens [--iterations N]             measure token verify/issue and password hashing
 """
 
@@ -39,6 +41,8 @@ func runCommand(_ argv: [String]) -> Int32 {
             return try TokenCommands.hashPassword(args.dropFirst())
         case let ("keys", verb?):
             return try KeyCommands.run(verb, args.dropFirst(2))
+        case let ("tls", verb?):
+            return try TLSCommands.run(verb, args.dropFirst(2))
         case ("token", "issue"):
             return try TokenCommands.issue(args.dropFirst(2))
         case ("token", "verify"):

@@ -110,4 +110,53 @@ int gw_accept(int fd, struct sockaddr *addr, socklen_t *len);
 /// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
 int gw_set_echo(int fd, int on);
 
+/* ---------------------------------------------------------------- TLS (tls.c) */
+
+/// A server context from a PEM certificate chain (leaf first) and its private key. TLS 1.2 at
+/// least (`min_tls13`: 1.3 only), no renegotiation, no compression, ALPN "http/1.1" chosen
+/// when offered (nothing chosen otherwise), SSL buffers released while idle. NULL on failure
+/// with the reason in `err`.
+SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int min_tls13,
+                               char *err, size_t err_len);
+void gw_tls_ctx_free(SSL_CTX *ctx);
+
+/// A server-side session over two memory BIOs (ciphertext in, ciphertext out). NULL on failure.
+SSL *gw_tls_session_new(SSL_CTX *ctx);
+void gw_tls_session_free(SSL *ssl);
+
+enum {
+    GW_TLS_OK = 0,
+    /// More ciphertext from the peer is needed.
+    GW_TLS_WANT_READ = 1,
+    /// The peer sent close_notify.
+    GW_TLS_CLOSED = 2,
+    /// A protocol error or a failed handshake: the connection is done.
+    GW_TLS_ERROR = -1,
+};
+
+/// Hands ciphertext read from the socket to the session; 1 on success.
+int gw_tls_feed(SSL *ssl, const void *data, size_t len);
+/// Decrypts into `buf` (handshaking first when needed); `*n` bytes on GW_TLS_OK.
+int gw_tls_read(SSL *ssl, void *buf, size_t len, size_t *n);
+/// Encrypts from `buf`; `*n` bytes taken on GW_TLS_OK.
+int gw_tls_write(SSL *ssl, const void *buf, size_t len, size_t *n);
+/// Ciphertext waiting to be sent, and where it starts.
+size_t gw_tls_pending(SSL *ssl, const void **data);
+/// Drops `n` bytes of the waiting ciphertext (they were sent).
+void gw_tls_consume(SSL *ssl, size_t n);
+/// Plaintext or ciphertext held inside the session that a read would return without new input.
+int gw_tls_has_buffered_input(SSL *ssl);
+/// Queues close_notify.
+void gw_tls_shutdown(SSL *ssl);
+/// The negotiated protocol version's name ("TLSv1.3"), or "" before the handshake.
+const char *gw_tls_version(SSL *ssl);
+
+/// Writes a self-signed P-256 certificate for `host` (also as a subjectAltName, DNS or IP)
+/// valid for `days`, and its key (mode 0600), as PEM. 1 on success.
+int gw_tls_self_signed(const char *cert_file, const char *key_file, const char *host, int days);
+
+/// Client side, for tests and tools: SNI and the version range (0: library default).
+int gw_tls_client_set_host(SSL *ssl, const char *host);
+int gw_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);
+
 #endif

@@ -111,6 +111,11 @@ enum ConfigLoader {
             .init("server.trusted_proxies", .addresses(\.server.trustedProxies), "peers whose X-Forwarded-For is believed (exact IP addresses)"),
             .init("server.upstream_idle_per_worker", .count(\.server.upstreamIdlePerWorker, 0...100_000), "idle keep-alive connections kept per upstream and worker"),
             .init("server.upstream_idle_timeout", .milliseconds(\.server.upstreamIdleTimeoutMs, minimum: 1), "how long an idle upstream connection is kept"),
+            .init("tls.enable", .flag(\.tls.enable), "also serve HTTPS on tls.address (datarhei Core's tls.enable)"),
+            .init("tls.address", .text(\.tls.address, .hostPort), "address for HTTPS, \"host:port\""),
+            .init("tls.cert_file", .text(\.tls.certFile, .any), "PEM certificate chain, leaf first (re-read on reload)"),
+            .init("tls.key_file", .text(\.tls.keyFile, .any), "PEM private key of the certificate"),
+            .init("tls.min_version", .choice(\.tls.minVersion, ["1.2", "1.3"]), "oldest TLS version accepted: \"1.2\" or \"1.3\""),
             .init("limits.request_line", .count(\.limits.requestLineBytes, 256...1_048_576), "longest request line, in bytes"),
             .init("limits.header_bytes", .count(\.limits.headerBytes, 256...1_048_576), "largest request head (request line and headers), in bytes"),
             .init("limits.header_fields", .count(\.limits.headerFields, 1...10_000), "most header fields in a request"),
@@ -775,6 +780,14 @@ private struct ConfigBuilder {
         let secretBytes = tokens.secret.utf8.count
         if secretBytes > 0 && secretBytes < 32 {
             throw error("api.auth.jwt.secret", "api.auth.jwt.secret must be at least 32 bytes (it is \(secretBytes))")
+        }
+        if config.tls.enable {
+            for (path, value) in [("tls.cert_file", config.tls.certFile), ("tls.key_file", config.tls.keyFile)] where value.isEmpty {
+                throw error(path, "tls.enable is true but \(path) is empty (`gateway tls self-signed` makes a pair for testing)")
+            }
+            if config.tls.address == config.server.listen {
+                throw error("tls.address", "tls.address and server.listen are the same address (\(config.tls.address)); give HTTPS its own")
+            }
         }
         if limits.headerBytes < limits.requestLineBytes {
             let at = origins["limits.header_bytes"] != nil ? "limits.header_bytes" : "limits.request_line"

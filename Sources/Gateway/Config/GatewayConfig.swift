@@ -2,6 +2,7 @@
 /// defaults. Immutable once built; a reload builds a new one and swaps it in whole.
 struct GatewayConfig: Sendable {
     var server = Server()
+    var tls = TLS()
     var limits = Limits()
     var auth = Auth()
     var tokens = Tokens()
@@ -35,6 +36,17 @@ struct GatewayConfig: Sendable {
         /// Idle keep-alive connections kept per upstream and worker.
         var upstreamIdlePerWorker = 64
         var upstreamIdleTimeoutMs = 30_000
+    }
+
+    /// datarhei Core's `tls.*`: HTTPS on its own address beside plain HTTP.
+    struct TLS: Sendable {
+        var enable = false
+        var address = "127.0.0.1:8181"
+        /// PEM certificate chain, leaf first; re-read on every reload.
+        var certFile = ""
+        var keyFile = ""
+        /// "1.2" or "1.3".
+        var minVersion = "1.2"
     }
 
     struct Limits: Sendable {

@@ -144,7 +144,7 @@ final class ClientConnection {
 
     private func writable() {
         guard flush() else { abort(); return }
-        if let out = output, !out.isEmpty { return }
+        if outputPending { return }
         // Output drained: things waiting for room can move again.
         switch state {
         case .proxying(let u):
@@ -285,7 +285,7 @@ final class ClientConnection {
         requestStart = 0
         if !keepAlive || worker.draining { closeAfterFlush = true }
         _ = flush()
-        if closeAfterFlush, let out = output, out.isEmpty { close(); return }
+        if closeAfterFlush && !outputPending { close(); return }
         armIdleDeadline()
     }
 
@@ -295,7 +295,7 @@ final class ClientConnection {
         state = .lingering
         closeAfterFlush = true
         if var inp = input { inp.readerIndex = 0; inp.writerIndex = 0; input = inp }
-        if flush(), let out = output, out.isEmpty { transport.shutdownWrite(fd) }
+        if flush() && !outputPending { transport.shutdownWrite(fd) }
         setDeadline(worker.loop.now + Self.lingerMs, keepIfEarlier: false)
     }
 
@@ -314,12 +314,15 @@ final class ClientConnection {
     /// Writes as much of `output` as the socket takes; false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard var out = output, !out.isEmpty else { return true }
+        guard var out = output, !out.isEmpty else { return transport.sendPending(fd) }
         defer { output = out }
         guard let written = transport.write(fd, from: &out) else { return false }
         if written > 0 { progress() }
         return true
     }
+
+    /// Answer bytes not yet on the wire, in `output` or below it in the transport.
+    var outputPending: Bool { !(output?.isEmpty ?? true) || transport.hasPendingOutput }
 
     @inline(__always)
     func consumeInput(_ n: Int) {
@@ -346,7 +349,25 @@ final class ClientConnection {
     // MARK: interest, deadlines, closing
 
     func updateInterest() {
-        if case .closed = state { return }
+        var rounds = 0
+        while true {
+            if case .closed = state { return }
+            let mask = interestMask()
+            // Bytes already read below the buffer (a TLS record decrypted in part) get no
+            // readiness event of their own: take them now.
+            if mask & UInt32(EPOLLIN.rawValue) != 0 && rounds < 16 && transport.hasBufferedInput {
+                if case .lingering = state {} else {
+                    rounds += 1
+                    readable()
+                    continue
+                }
+            }
+            worker.loop.setInterest(fd, mask)
+            return
+        }
+    }
+
+    private func interestMask() -> UInt32 {
         var mask: UInt32 = 0
         switch state {
         case .awaitingHead, .discardingBody, .lingering:
@@ -360,11 +381,11 @@ final class ClientConnection {
         case .tunnel(let u):
             if !peerClosed && (u.output?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }
         case .closed:
-            return
+            return 0
         }
-        if let out = output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
+        if outputPending { mask |= UInt32(EPOLLOUT.rawValue) }
         if peerClosed { mask &= ~UInt32(EPOLLIN.rawValue) }
-        worker.loop.setInterest(fd, mask)
+        return mask
     }
 
     /// Moves the deadline; the heap gets a new entry only when it moves earlier.
@@ -453,7 +474,6 @@ final class ClientConnection {
         if case .proxying(let u) = state { u.pool.close(u) }
         if case .tunnel(let u) = state { u.pool.close(u) }
         state = .closed
-        transport.close()
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
         worker.loop.unregister(fd)

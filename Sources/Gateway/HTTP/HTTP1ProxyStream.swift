@@ -94,8 +94,7 @@ extension ClientConnection: ProxyStream {
     var canTakeResponse: Bool { output.map { $0.writableBytes > 256 } ?? true }
 
     func sendResponse() -> Bool {
-        if output?.isEmpty ?? true { return true }
-        return flush()
+        flush()
     }
 
     func exchangeFinished(bodyBytes: Int64) {
@@ -106,7 +105,7 @@ extension ClientConnection: ProxyStream {
         if !keepAlive || peerClosed || worker.draining { closeAfterFlush = true }
         guard flush() else { abort(); return }
         if closeAfterFlush {
-            if output?.isEmpty ?? true { close() }
+            if !outputPending { close() }
             return
         }
         armIdleDeadline()
@@ -236,6 +235,6 @@ extension ClientConnection: ProxyStream {
         if let out = u.output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
         if !u.eof, output.map({ $0.writableBytes > 0 }) ?? true { mask |= UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
         worker.loop.setInterest(u.fd, mask)
-        if u.eof && (u.input?.isEmpty ?? true) && (output?.isEmpty ?? true) { close() }
+        if u.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
     }
 }

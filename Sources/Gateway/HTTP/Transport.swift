@@ -6,11 +6,13 @@ import Glibc
 /// slots in here without the parser or the proxy knowing.
 enum Transport {
     case plain
+    case tls(TLSSession)
 
     /// `http` or `https`, for X-Forwarded-Proto.
     var scheme: StaticString {
         switch self {
         case .plain: return "http"
+        case .tls: return "https"
         }
     }
 
@@ -22,6 +24,8 @@ enum Transport {
             guard let r = try? Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes) else { return nil }
             if case let .bytes(n) = r { buffer.writerIndex += n }
             return r
+        case let .tls(session):
+            return session.read(fd, into: &buffer)
         }
     }
 
@@ -31,6 +35,7 @@ enum Transport {
     func write(_ fd: Int32, from buffer: inout ByteBuffer) -> Int? {
         switch self {
         case .plain: return Syscall.writeOut(fd, &buffer)
+        case let .tls(session): return session.write(fd, from: &buffer)
         }
     }
 
@@ -39,6 +44,7 @@ enum Transport {
     var hasBufferedInput: Bool {
         switch self {
         case .plain: return false
+        case let .tls(session): return session.hasBufferedInput
         }
     }
 
@@ -46,12 +52,25 @@ enum Transport {
     var hasPendingOutput: Bool {
         switch self {
         case .plain: return false
+        case let .tls(session): return session.hasPendingOutput
+        }
+    }
+
+    /// Sends what was taken but is not on the wire yet; false on a connection error.
+    @inline(__always)
+    func sendPending(_ fd: Int32) -> Bool {
+        switch self {
+        case .plain: return true
+        case let .tls(session): return session.sendPending(fd)
         }
     }
 
     /// Ends the sending side once everything taken is on the wire.
     func shutdownWrite(_ fd: Int32) {
-        Socket.shutdownWrite(fd)
+        switch self {
+        case .plain: Socket.shutdownWrite(fd)
+        case let .tls(session): session.shutdownWrite(fd)
+        }
     }
 
     /// Reads and drops whatever arrived (a lingering close); false once the peer has closed or
@@ -73,6 +92,4 @@ enum Transport {
         }
     }
 
-    /// Frees what the transport holds (the descriptor is closed by its owner).
-    func close() {}
 }

@@ -5,6 +5,8 @@ import Synchronization
 /// What a registered descriptor is, switched over in one place (`Worker.dispatch`).
 enum LoopHandler {
     case listener
+    /// The HTTPS listener: its connections get a TLS transport.
+    case tlsListener
     case wakeup
     case client(ClientConnection)
     case upstream(UpstreamConnection)

@@ -13,6 +13,9 @@ final class GatewayState: Sendable {
     let policy: VerifierPolicy
     let httpLimits: HTTPLimits
     let listen: SocketAddress
+    /// HTTPS: where it listens and the certificate it serves (nil when `tls.enable` is off).
+    let tlsListen: SocketAddress?
+    let tls: TLSContext?
     /// Revocations outlive snapshots: a reload keeps the same set.
     let revocations: RevocationSet
     /// Who may log in (plaintext passwords already hashed: building this is slow, so it is
@@ -52,6 +55,18 @@ final class GatewayState: Sendable {
             listen = try SocketAddress.resolve(config.server.listen)
         } catch {
             throw StartupError("server.listen: \(error)")
+        }
+        if config.tls.enable {
+            do {
+                tlsListen = try SocketAddress.resolve(config.tls.address)
+            } catch {
+                throw StartupError("tls.address: \(error)")
+            }
+            tls = try TLSContext(certFile: config.tls.certFile, keyFile: config.tls.keyFile,
+                                 tls13Only: config.tls.minVersion == "1.3")
+        } else {
+            tlsListen = nil
+            tls = nil
         }
         var names: [String] = []
         var addresses: [SocketAddress] = []

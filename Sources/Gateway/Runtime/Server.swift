@@ -123,8 +123,9 @@ final class Server: @unchecked Sendable {
         }
         // SO_REUSEPORT would let this process bind beside another one on the same address and
         // silently split its traffic: refuse when something already accepts there.
-        if Readiness.reachable(state.listen) {
-            printError("gateway: \(state.config.server.listen) is already in use by another process (another gateway?)")
+        for (address, text) in [(state.listen, state.config.server.listen)] + (state.tlsListen.map { [($0, state.config.tls.address)] } ?? [])
+        where Readiness.reachable(address) {
+            printError("gateway: \(text) is already in use by another process (another gateway?)")
             return 1
         }
         Socket.raiseFileLimit()
@@ -136,10 +137,11 @@ final class Server: @unchecked Sendable {
                 workers.append(w)
             }
         } catch {
-            printError("gateway: cannot listen on \(state.config.server.listen): \(error)")
+            printError("gateway: cannot listen on \(state.config.server.listen)\(state.tls != nil ? " or " + state.config.tls.address : ""): \(error)")
             return 1
         }
-        log.submit("gateway \(Version.number) listening on \(state.config.server.listen) with \(workers.count) worker(s); routes: "
+        log.submit("gateway \(Version.number) listening on \(state.config.server.listen)"
+                   + (state.tls != nil ? " and HTTPS on \(state.config.tls.address)" : "") + " with \(workers.count) worker(s); routes: "
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
         startKeysWatcher()
@@ -195,8 +197,9 @@ final class Server: @unchecked Sendable {
                                         instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,
                                         readiness: readiness)
             readiness.setTargets(Array(zip(next.upstreamNames, next.upstreams)))
-            if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers {
-                log.submit("reload: server.listen and server.workers take effect on restart only")
+            if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers
+                || next.config.tls.enable != state.config.tls.enable || next.config.tls.address != state.config.tls.address {
+                log.submit("reload: server.listen, server.workers, tls.enable and tls.address take effect on restart only")
             }
             state = next
             if next.config.about.fromUpstream, let first = next.upstreams.first {

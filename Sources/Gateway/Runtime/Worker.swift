@@ -21,6 +21,7 @@ final class Worker {
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
     private var listenFD: Int32 = -1
+    private var tlsListenFD: Int32 = -1
     private var pools: [UpstreamPool] = []
     private(set) var connectionCount = 0
     private var acceptPaused = false
@@ -58,10 +59,24 @@ final class Worker {
         responseFields.deallocate()
     }
 
-    /// Opens this worker's listener (SO_REUSEPORT: one per worker, the kernel spreads accepts).
+    /// Opens this worker's listeners, plain and HTTPS (SO_REUSEPORT: one each per worker, the
+    /// kernel spreads accepts).
     func listen() throws {
         listenFD = try Socket.listen(state.listen)
         loop.register(listenFD, events: UInt32(EPOLLIN.rawValue), handler: .listener)
+        if let address = state.tlsListen {
+            tlsListenFD = try Socket.listen(address)
+            loop.register(tlsListenFD, events: UInt32(EPOLLIN.rawValue), handler: .tlsListener)
+        }
+    }
+
+    private func closeListeners() {
+        for fd in [listenFD, tlsListenFD] where fd >= 0 {
+            loop.unregister(fd)
+            Syscall.close(fd)
+        }
+        listenFD = -1
+        tlsListenFD = -1
     }
 
     // MARK: the loop
@@ -70,7 +85,8 @@ final class Worker {
         while !stopped {
             loop.wait(maxWaitMs: 1000) { handler, fd, events in
                 switch handler {
-                case .listener: acceptConnections()
+                case .listener: acceptConnections(from: listenFD, tls: false)
+                case .tlsListener: acceptConnections(from: tlsListenFD, tls: true)
                 case .wakeup: loop.runInbox()
                 case let .client(c): c.handle(events)
                 case let .upstream(u): upstreamEvent(u, events)
@@ -81,7 +97,7 @@ final class Worker {
             flushLog()
         }
         for p in pools { p.closeAll() }
-        if listenFD >= 0 { loop.unregister(listenFD); Syscall.close(listenFD) }
+        closeListeners()
         flushLog()
         onExit?()
     }
@@ -115,7 +131,7 @@ final class Worker {
 
     // MARK: accepting
 
-    private func acceptConnections() {
+    private func acceptConnections(from listener: Int32, tls: Bool) {
         var peer = PeerAddress()
         for _ in 0..<64 {
             guard connectionCount < state.config.server.maxConnections else {
@@ -124,15 +140,23 @@ final class Worker {
             }
             let fd: Int32?
             do {
-                fd = try Socket.accept(listenFD, peer: &peer)
+                fd = try Socket.accept(listener, peer: &peer)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) or similar: stop accepting until one closes.
                 pauseAccepting()
                 return
             }
             guard let fd else { return }
+            var transport = Transport.plain
+            if tls {
+                guard let context = state.tls, let session = TLSSession(context: context, buffers: buffers) else {
+                    Syscall.close(fd)
+                    continue
+                }
+                transport = .tls(session)
+            }
             let gen = loop.generation(of: fd) &+ 1
-            let c = ClientConnection(fd: fd, generation: gen, worker: self, peer: peer, snapshot: state)
+            let c = ClientConnection(fd: fd, generation: gen, worker: self, peer: peer, snapshot: state, transport: transport)
             let registered = loop.register(fd, events: UInt32(EPOLLIN.rawValue), handler: .client(c))
             precondition(registered == gen)
             connectionCount += 1
@@ -169,6 +193,7 @@ final class Worker {
         guard !acceptPaused, listenFD >= 0 else { return }
         acceptPaused = true
         loop.setInterest(listenFD, 0)
+        if tlsListenFD >= 0 { loop.setInterest(tlsListenFD, 0) }
     }
 
     func connectionClosed(_ c: ClientConnection) {
@@ -176,6 +201,7 @@ final class Worker {
         if acceptPaused && !draining && listenFD >= 0 {
             acceptPaused = false
             loop.setInterest(listenFD, UInt32(EPOLLIN.rawValue))
+            if tlsListenFD >= 0 { loop.setInterest(tlsListenFD, UInt32(EPOLLIN.rawValue)) }
         }
         if draining && connectionCount == 0 { stopped = true }
     }
@@ -222,11 +248,7 @@ final class Worker {
     func beginDrain(timeoutMs: Int) {
         draining = true
         drainDeadline = loop.now + UInt64(timeoutMs)
-        if listenFD >= 0 {
-            loop.unregister(listenFD)
-            Syscall.close(listenFD)
-            listenFD = -1
-        }
+        closeListeners()
         for p in pools { p.closeAll() }
         // Idle keep-alive connections go now; busy ones finish their request and then close.
         for c in loop.clientConnections() { c.drain() }

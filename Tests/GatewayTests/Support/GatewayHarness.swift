@@ -16,14 +16,33 @@ final class GatewayHarness {
     private var upstream: Process?
     let logPath: String
     let configPath: String
+    /// HTTPS beside plain HTTP (`tls: true`): its port and the self-signed pair it serves.
+    private(set) var tlsPort: UInt16 = 0
+    var certPath: String { dir.path("cert.pem") }
+    var keyPath: String { dir.path("key.pem") }
 
     /// `routes`: extra TOML for [[route]] blocks ("UPSTREAM" is replaced by the upstream URL);
     /// nil gives the default protected /api/v3/ route plus an open /open/ route.
     /// `sections`: more TOML tables (e.g. `[login]`), placed before the routes.
     init(settings: String = "", sections: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
-         workers: Int = 1, password: String = "test-password-not-used", authEnabled: Bool = true) throws {
+         workers: Int = 1, password: String = "test-password-not-used", authEnabled: Bool = true,
+         tls: Bool = false, tlsSettings: String = "") throws {
         dir = try TempDir()
         port = try freePort()
+        var tlsSection = ""
+        if tls {
+            tlsPort = try freePort()
+            let made = try GatewayBinary.run(["tls", "self-signed", "--cert", dir.path("cert.pem"), "--key", dir.path("key.pem")])
+            guard made.status == 0 else { throw HarnessError("tls self-signed failed: \(made.stderr)") }
+            tlsSection = """
+                [tls]
+                enable = true
+                address = "127.0.0.1:\(tlsPort)"
+                cert_file = "\(dir.path("cert.pem"))"
+                key_file = "\(dir.path("key.pem"))"
+                \(tlsSettings)
+                """
+        }
         self.upstreamPort = try upstreamPort ?? freePort()
         ring = try KeyRing(keys: [
             Key(kid: "old", algorithm: .hs256, material: .secret(Crypto.randomBytes(32)), state: .verify),
@@ -59,6 +78,8 @@ final class GatewayHarness {
             keys_file = "\(keys)"
 
             \(sections)
+
+            \(tlsSection)
 
             \(routeText)
             """
@@ -102,6 +123,7 @@ final class GatewayHarness {
         try p.run()
         gateway = p
         try waitForPort(port)
+        if tlsPort != 0 { try waitForPort(tlsPort) }
     }
 
     func stop() {
@@ -130,6 +152,13 @@ final class GatewayHarness {
     // MARK: clients
 
     func connect() throws -> RawClient { try RawClient(port: port) }
+
+    /// A TLS connection to the HTTPS listener, trusting the harness's certificate.
+    func connectTLS(_ adjust: (inout TLSClientOptions) -> Void = { _ in }) throws -> RawClient {
+        var options = TLSClientOptions(caFile: certPath)
+        adjust(&options)
+        return try RawClient(port: tlsPort, tls: options)
+    }
 
     /// One request on a fresh connection; the whole answer.
     func request(_ raw: String) throws -> HTTPResponse {

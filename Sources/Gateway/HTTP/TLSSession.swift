@@ -1,0 +1,131 @@
+import CGatewayShims
+import Glibc
+
+/// A server certificate and key loaded into an OpenSSL context: TLS 1.2 or later, no
+/// renegotiation, ALPN `http/1.1`. Shared by every worker (OpenSSL allows concurrent `SSL_new`
+/// on one context); a reload builds a new one, so certificates rotate without a restart while
+/// open connections keep the one they started with.
+final class TLSContext: @unchecked Sendable {
+    let context: OpaquePointer
+
+    init(certFile: String, keyFile: String, tls13Only: Bool) throws {
+        var err = [CChar](repeating: 0, count: 512)
+        guard let ctx = gw_tls_server_ctx_new(certFile, keyFile, tls13Only ? 1 : 0, &err, err.count) else {
+            throw StartupError("tls: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        context = ctx
+    }
+
+    deinit { gw_tls_ctx_free(context) }
+}
+
+/// One client connection's TLS session over memory BIOs: ciphertext read from the socket is fed
+/// in, plaintext comes out into the connection's input buffer; plaintext from its output buffer
+/// goes in, and the ciphertext waiting in the session is sent as far as the socket takes it.
+/// The loop does every socket call itself, so nothing here can block.
+final class TLSSession {
+    private let ssl: OpaquePointer
+    private unowned let buffers: BufferPool
+    private var closeNotifySent = false
+
+    /// Ciphertext held unsent beyond which writes take no more plaintext (backpressure: the
+    /// output buffer then stays full and the upstream stops being read).
+    static let maxPendingCiphertext = 64 * 1024
+
+    init?(context: TLSContext, buffers: BufferPool) {
+        guard let ssl = gw_tls_session_new(context.context) else { return nil }
+        self.ssl = ssl
+        self.buffers = buffers
+    }
+
+    deinit { gw_tls_session_free(ssl) }
+
+    /// Decrypts into `buffer`'s free space, reading ciphertext from the socket as the session
+    /// asks for it (the handshake happens here, its answers sent on the way).
+    func read(_ fd: Int32, into buffer: inout ByteBuffer) -> IOResult? {
+        while true {
+            var n = 0
+            switch gw_tls_read(ssl, buffer.base + buffer.writerIndex, buffer.writableBytes, &n) {
+            case Int32(GW_TLS_OK):
+                buffer.writerIndex += n
+                // TLS 1.3 session tickets and the like go out with the next write or now.
+                guard sendPending(fd) else { return nil }
+                return .bytes(n)
+            case Int32(GW_TLS_WANT_READ):
+                guard sendPending(fd) else { return nil }
+                let scratch = buffers.take()
+                defer { buffers.release(scratch) }
+                guard let r = try? Syscall.read(fd, scratch.base, scratch.capacity) else { return nil }
+                switch r {
+                case let .bytes(k):
+                    guard gw_tls_feed(ssl, scratch.base, k) == 1 else { return nil }
+                case .wouldBlock:
+                    return .wouldBlock
+                case .eof:
+                    return .eof
+                }
+            case Int32(GW_TLS_CLOSED):
+                return .eof
+            default:
+                _ = sendPending(fd)   // the alert, if any
+                return nil
+            }
+        }
+    }
+
+    /// Encrypts `buffer`'s readable bytes while the ciphertext waiting stays under
+    /// `maxPendingCiphertext`; the number of plaintext bytes taken, nil on an error.
+    func write(_ fd: Int32, from buffer: inout ByteBuffer) -> Int? {
+        guard sendPending(fd) else { return nil }
+        var taken = 0
+        while !buffer.isEmpty && pendingCount < Self.maxPendingCiphertext {
+            var n = 0
+            let status = gw_tls_write(ssl, buffer.base + buffer.readerIndex, buffer.readableBytes, &n)
+            guard status == Int32(GW_TLS_OK) else {
+                if status == Int32(GW_TLS_WANT_READ) { break }
+                return nil
+            }
+            taken += n
+            buffer.readerIndex += n
+            if buffer.readerIndex == buffer.writerIndex {
+                buffer.readerIndex = 0
+                buffer.writerIndex = 0
+            }
+            guard sendPending(fd) else { return nil }
+        }
+        return taken
+    }
+
+    /// Sends waiting ciphertext as far as the socket takes it; false on a write error.
+    func sendPending(_ fd: Int32) -> Bool {
+        while true {
+            var data: UnsafeRawPointer?
+            let n = gw_tls_pending(ssl, &data)
+            guard n > 0, let data else { return true }
+            guard let r = try? Syscall.write(fd, data, n) else { return false }
+            guard case let .bytes(k) = r else { return true }
+            gw_tls_consume(ssl, k)
+        }
+    }
+
+    private var pendingCount: Int {
+        var data: UnsafeRawPointer?
+        return gw_tls_pending(ssl, &data)
+    }
+
+    var hasPendingOutput: Bool { pendingCount > 0 }
+
+    var hasBufferedInput: Bool { gw_tls_has_buffered_input(ssl) != 0 }
+
+    /// Sends close_notify, then ends the socket's sending side once it is out.
+    func shutdownWrite(_ fd: Int32) {
+        if !closeNotifySent {
+            closeNotifySent = true
+            gw_tls_shutdown(ssl)
+        }
+        if sendPending(fd) && !hasPendingOutput { Socket.shutdownWrite(fd) }
+    }
+
+    /// The negotiated version ("TLSv1.3"), for logs.
+    var version: String { String(cString: gw_tls_version(ssl)) }
+}
