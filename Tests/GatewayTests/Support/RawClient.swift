@@ -78,7 +78,7 @@ final class RawClient {
         guard SSL_connect(ssl) == 1 else {
             var text = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(ERR_get_error(), &text, text.count)
-            throw HarnessError("TLS handshake failed: \(String(cString: text))")
+            throw HarnessError("TLS handshake failed: \(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
     }
 
