@@ -132,10 +132,22 @@ final class Server: @unchecked Sendable {
         let count = state.config.server.workers > 0 ? state.config.server.workers : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         do {
             for i in 0..<max(1, count) {
-                let w = try Worker(index: i, state: state, log: log, throttle: throttle, blocking: blocking)
-                try w.listen()
-                workers.append(w)
+                workers.append(try Worker(index: i, state: state, log: log, throttle: throttle, blocking: blocking))
             }
+        } catch {
+            printError("gateway: cannot start the workers: \(error)")
+            return 1
+        }
+        // The admin socket exists before the listeners accept: whoever sees the port answer can
+        // reload and revoke at once.
+        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
+        do {
+            try admin.start()
+        } catch {
+            log.submit("warning: \(error); revoke and reload work offline or by signal only")
+        }
+        do {
+            for w in workers { try w.listen() }
         } catch {
             printError("gateway: cannot listen on \(state.config.server.listen)\(state.tls != nil ? " or " + state.config.tls.address : ""): \(error)")
             return 1
@@ -145,12 +157,6 @@ final class Server: @unchecked Sendable {
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
         startKeysWatcher()
-        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
-        do {
-            try admin.start()
-        } catch {
-            log.submit("warning: \(error); revoke and reload work offline or by signal only")
-        }
 
         var exitCode: Int32 = 0
         var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
