@@ -334,7 +334,7 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testLimitsMustBeSane() {
-        assertRefused("limits.request_line = 100", line: 1, "limits.request_line must be between 256 and 1048576 (it is 100)")
+        assertRefused("limits.request_line = 100", line: 1, "limits.request_line must be between 256 and 65536 (it is 100)")
         assertRefused("limits.header_fields = 0", line: 1, "limits.header_fields must be between 1 and 10000")
         assertRefused("limits.header_fields = 10001", line: 1, "limits.header_fields must be between 1 and 10000")
         assertRefused("server.max_connections = 0", line: 1, "server.max_connections must be between 1")

@@ -265,9 +265,45 @@ final class HTTP1ParserTests: XCTestCase {
         assertRefused("GET /" + String(repeating: "a", count: 10_000), .uriTooLong)
     }
 
-    func testUnfinishedRequestLineAlreadyPastTheHeadLimitIsRefusedWith431() {
+    func testRequestLineThatCannotFitInTheHeadLimitIsRefusedWith414() {
         let limits = HTTPLimits(requestLineBytes: 100, headerBytes: 32, maxHeaderFields: 10)
-        assertRefused("GET /" + String(repeating: "a", count: 40), .headersTooLarge, limits: limits)
+        assertRefused("GET /" + String(repeating: "a", count: 40), .uriTooLong, limits: limits)
+        assertRefused("GET /" + String(repeating: "a", count: 40) + " HTTP/1.1\r\nHost: h\r\n\r\n", .uriTooLong, limits: limits)
+    }
+
+    /// The verdict on a head never depends on how its bytes were split across reads: every
+    /// prefix parses as incomplete or as exactly what the whole head parses as.
+    func testVerdictDoesNotDependOnHowTheHeadWasSplit() {
+        let long = String(repeating: "a", count: 300)
+        let heads = [
+            "GET /\(long) HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET /\(long.prefix(240)) HTTP/1.1\r\nHost: \(long)\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nX-A: \(long)\r\n\r\n",
+            "\r\nGET /\(long.prefix(250)) HTTP/1.1\r\nHost: h\r\n\r\n",
+            "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n",
+        ]
+        let limitSets = [
+            HTTPLimits(requestLineBytes: 256, headerBytes: 256, maxHeaderFields: 10),
+            HTTPLimits(requestLineBytes: 256, headerBytes: 257, maxHeaderFields: 10),
+            HTTPLimits(requestLineBytes: 256, headerBytes: 258, maxHeaderFields: 10),
+            HTTPLimits(requestLineBytes: 260, headerBytes: 300, maxHeaderFields: 10),
+            HTTPLimits(requestLineBytes: 400, headerBytes: 280, maxHeaderFields: 10),
+            HTTPLimits(requestLineBytes: 1000, headerBytes: 4000, maxHeaderFields: 2),
+        ]
+        for limits in limitSets {
+            for text in heads {
+                let bytes = Array(text.utf8)
+                let whole = parse(bytes, limits: limits).0
+                for n in 0..<bytes.count {
+                    let part = parse(Array(bytes[0..<n]), limits: limits).0
+                    if part != .incomplete {
+                        XCTAssertEqual(part, whole, "\(n) of \(bytes.count) bytes, limits \(limits)")
+                        break
+                    }
+                }
+            }
+        }
     }
 
     // MARK: Field line refusals
@@ -380,6 +416,27 @@ final class HTTP1ParserTests: XCTestCase {
         }
         assertRefused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", .notImplemented)
         assertRefused("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", .notImplemented)
+    }
+
+    func testWebSocketUpgradeWithABodyIsRefused() {
+        let upgrade = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        assertRefused(upgrade + "Content-Length: 5\r\n\r\n", .badRequest(.upgradeWithBody))
+        assertRefused(upgrade + "Transfer-Encoding: chunked\r\n\r\n", .badRequest(.upgradeWithBody))
+        XCTAssertEqual(head(upgrade + "\r\n")?.upgradeWebSocket, true)
+        XCTAssertEqual(head(upgrade + "Content-Length: 0\r\n\r\n")?.upgradeWebSocket, true, "an empty body is no body")
+        // Another protocol's upgrade is not tunnelled: its body is forwarded framed.
+        XCTAssertEqual(head("POST / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\n")?.contentLength, 5)
+    }
+
+    func testConnectionNamingMoreOptionsThanTrackedIsRefused() {
+        let sixteen = (1...16).map { "x-\($0)" }.joined(separator: ", ")
+        XCTAssertNotNil(head("GET / HTTP/1.1\r\nHost: h\r\nConnection: \(sixteen)\r\n\r\n"))
+        assertRefused("GET / HTTP/1.1\r\nHost: h\r\nConnection: \(sixteen), x-17\r\n\r\n", .badRequest(.tooManyConnectionOptions))
+        // Counted over every Connection field together.
+        assertRefused("GET / HTTP/1.1\r\nHost: h\r\nConnection: \(sixteen)\r\nConnection: close\r\n\r\n",
+                      .badRequest(.tooManyConnectionOptions))
+        XCTAssertEqual(parseResponse("HTTP/1.1 200 OK\r\nConnection: \(sixteen), x-17\r\n\r\n"),
+                       .error(.badRequest(.tooManyConnectionOptions)))
     }
 
     func testEmptyTransferEncodingIsRefusedWith400() {

@@ -53,13 +53,13 @@ extension ClientConnection {
         let body: UnsafeRawBufferPointer
         switch smallJSONBody(head, buffer: buffer, malformed: EnvelopeError.invalidRequest.bytes()) {
         case .wait: return false
-        case .answered: return isAwaitingHead
+        case .answered: return readsNextInput
         case let .body(b): body = b
         }
         func answer(_ e: EnvelopeError, rule: TokenError? = nil) -> Bool {
             if let rule { logLine.rule = BearerFailureRule(rule) }
             respondLocally(bytes: e.bytes(), status: e.status.0, head: head, bodyRead: true)
-            return isAwaitingHead
+            return readsNextInput
         }
         let tape = JSONTape(capacity: 8)
         guard (try? tape.parse(body, limits: JSONLimits(maxBytes: 4096, maxDepth: 4, maxValues: 64))) != nil, tape[0].kind == .object,
@@ -124,7 +124,7 @@ extension ClientConnection {
         // crash cannot make it usable again.
         guard let journal = snapshot.journal else {
             respondLocally(bytes: tokens, status: 200, head: head, bodyRead: true)
-            return isAwaitingHead
+            return readsNextInput
         }
         consumeInput(head.headLength + body.count)
         state = .pending

@@ -19,11 +19,11 @@ extension ClientConnection {
             if path.elementsEqual(profiles.envelopeLoginPath.utf8) || path.elementsEqual(profiles.envelopeRefreshPath.utf8) {
                 guard acceptsJSON(head, buffer: buffer) else {
                     respondLocally(bytes: EnvelopeError.notAcceptable.bytes(), status: 406, head: head)
-                    return isAwaitingHead
+                    return readsNextInput
                 }
                 guard method.elementsEqual("POST".utf8) else {
                     respondLocally(bytes: EnvelopeError.methodNotAllowed.bytes(), status: 405, head: head)
-                    return isAwaitingHead
+                    return readsNextInput
                 }
                 if path.elementsEqual(profiles.envelopeLoginPath.utf8) { return startLogin(head, buffer: buffer, envelope: true) }
                 return answerEnvelopeRefresh(head, buffer: buffer)
@@ -46,7 +46,7 @@ extension ClientConnection {
 
     private func methodNotAllowed(_ head: RequestHead) -> Bool {
         respondLocally(.methodNotAllowed, head: head)
-        return isAwaitingHead
+        return readsNextInput
     }
 
     /// A JSON answer of the gateway's own, as bytes.
@@ -100,13 +100,13 @@ extension ClientConnection {
         let body: UnsafeRawBufferPointer
         switch smallJSONBody(head, buffer: buffer, malformed: malformed) {
         case .wait: return false
-        case .answered: return isAwaitingHead
+        case .answered: return readsNextInput
         case let .body(b): body = b
         }
         let length = body.count
         guard let (user, password) = envelope ? Self.strings(in: body, "user", "password") : Self.strings(in: body, "username", "password") else {
             respondLocally(bytes: malformed, status: 400, head: head, bodyRead: true)
-            return isAwaitingHead
+            return readsNextInput
         }
         user.withUnsafeBytes { logLine.user($0) }
         let address = clientAddress(head, buffer: buffer)
@@ -115,7 +115,7 @@ extension ClientConnection {
             let answer = envelope ? EnvelopeError.tooManyAttempts.bytes(extraHeaders: "Retry-After: \(wait)\r\n")
                 : Self.error(429, "Too Many Requests", "Too many failed logins; retry later", extraHeaders: "Retry-After: \(wait)\r\n")
             respondLocally(bytes: answer, status: 429, head: head, bodyRead: true)
-            return isAwaitingHead
+            return readsNextInput
         }
         consumeInput(head.headLength + length)
         state = .pending
@@ -136,7 +136,7 @@ extension ClientConnection {
             _ = appendOutput(Self.error(503, "Service Unavailable", "Too many logins in progress"))
             logLine.status = 503
             finishLocalRequest()
-            return isAwaitingHead
+            return readsNextInput
         }
         return false
     }
@@ -263,7 +263,7 @@ extension ClientConnection {
               let token = BearerCheck.token(in: UnsafeRawBufferPointer(rebasing: buffer[auth.start..<auth.end])) else {
             logLine.rule = BearerFailureRule("no_token")
             respondLocally(bytes: invalid, status: 401, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         let subject: [UInt8], loginID: [UInt8]
         do {
@@ -273,12 +273,12 @@ extension ClientConnection {
         } catch {
             logLine.rule = BearerFailureRule(error)
             respondLocally(bytes: invalid, status: 401, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         subject.withUnsafeBytes { logLine.user($0) }
         guard snapshot.credentials.isActive(subject) else {
             respondLocally(bytes: Self.error(403, "Forbidden", "Invalid subject"), status: 403, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         do {
             // The login family carries over, so a later reuse of the envelope refresh token voids
@@ -292,7 +292,7 @@ extension ClientConnection {
         } catch {
             respondLocally(.internalError, head: head)
         }
-        return isAwaitingHead
+        return readsNextInput
     }
 
     // MARK: about
@@ -308,6 +308,6 @@ extension ClientConnection {
         var body = snapshot.about.body(full: full, uptimeSeconds: worker.loop.unixNow - snapshot.about.startedAt)
         if full, let fromUpstream = snapshot.upstreamAbout?.body(auths: snapshot.about.auths) { body = fromUpstream }
         respondLocally(bytes: Self.json(status: 200, reason: "OK", body: body), status: 200, head: head)
-        return isAwaitingHead
+        return readsNextInput
     }
 }

@@ -19,12 +19,12 @@ extension ClientConnection {
         } else {
             switch smallJSONBody(head, buffer: buffer, malformed: invalid) {
             case .wait: return false
-            case .answered: return isAwaitingHead
+            case .answered: return readsNextInput
             case let .body(b):
                 bodyLength = b.count
                 guard let (t, _) = Self.strings(in: b, "refresh_token", "refresh_token") else {
                     respondLocally(bytes: invalid, status: 401, head: head, bodyRead: true)
-                    return isAwaitingHead
+                    return readsNextInput
                 }
                 token = t
             }
@@ -40,7 +40,7 @@ extension ClientConnection {
         } catch {
             logLine.rule = BearerFailureRule(error)
             respondLocally(bytes: invalid, status: 401, head: head, bodyRead: true)
-            return isAwaitingHead
+            return readsNextInput
         }
         snapshot.revocations.revoke(jti: jti, until: expiresAt)
         // revoke_access_on_logout: the whole login (its access tokens carry the same family).
@@ -50,7 +50,7 @@ extension ClientConnection {
             _ = appendOutput(Self.noContent)
             logLine.status = 204
             finishLocalRequest()
-            return isAwaitingHead
+            return readsNextInput
         }
         state = .pending
         pendingAnswer = nil

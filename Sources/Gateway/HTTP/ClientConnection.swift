@@ -12,8 +12,9 @@ final class ClientConnection {
     enum State {
         /// Waiting for (the rest of) a request head.
         case awaitingHead
-        /// A request was answered locally and its body is being read and dropped.
-        case discardingBody(remaining: Int64)
+        /// A request is answered (by the gateway, or early by the upstream) and the rest of its
+        /// body is being read and dropped.
+        case discardingBody(BodyDiscard)
         /// A request is with the upstream; its answer is relayed.
         case proxying(UpstreamConnection)
         /// The gateway's own answer is being prepared off the loop (password check) or held
@@ -171,17 +172,25 @@ final class ClientConnection {
                     return
                 }
                 if !handleHead() { return }
-            case .discardingBody(let remaining):
+            case .discardingBody(var discard):
                 guard var inp = input, !inp.isEmpty else { return }
-                let n = Int(min(Int64(inp.readableBytes), remaining))
-                inp.consume(n)
+                let outcome = discard.drop(from: &inp)
                 input = inp
-                if remaining - Int64(n) > 0 {
-                    state = .discardingBody(remaining: remaining - Int64(n))
+                switch outcome {
+                case .needMore:
+                    state = .discardingBody(discard)
                     return
+                case .refused:
+                    // The answer is given; what follows cannot be trusted to frame a request.
+                    state = .awaitingHead
+                    closeAfterFlush = true
+                    enterLingering()
+                    return
+                case .done:
+                    state = .awaitingHead
+                    if closeAfterFlush { return }
+                    armIdleDeadline()
                 }
-                state = .awaitingHead
-                finishLocalRequest()
             case .proxying(let u):
                 // Request body bytes arrived: pass them on as far as the upstream takes them.
                 u.requestBodyArrived()
@@ -233,10 +242,18 @@ final class ClientConnection {
 
     /// Answers and closes: flush, shut the write side, drain input for a bounded time.
     func respondAndClose(_ response: GatewayResponse) {
-        let bytes = errorBytes(response, close: true)
-        if output == nil { output = worker.buffers.take() }
-        output?.append(bytes)
-        logLine.status = response.status
+        answerAndClose(errorBytes(response, close: true), status: response.status)
+    }
+
+    /// Queues `bytes` as the last answer and closes, lingering. An answer that cannot be queued
+    /// whole (the client has not read earlier ones) is not sent in part: the connection ends.
+    private func answerAndClose(_ bytes: [UInt8], status: Int) {
+        logLine.status = status
+        guard appendOutput(bytes) else {
+            writeAccessLog()
+            close()
+            return
+        }
         logLine.bytes = Int64(bytes.count)
         writeAccessLog()
         enterLingering()
@@ -249,35 +266,45 @@ final class ClientConnection {
     /// (100-continue) one closes the connection, lingering, with `closing`'s answer.
     func respondLocally(bytes: [UInt8], status: Int, head: RequestHead, bodyRead: Bool = false,
                         closing: GatewayResponse? = nil) {
-        let bodyLength: Int64 = head.chunked ? -1 : (head.contentLength ?? 0)
-        // A chunked body is never read whole by a handler: it always takes the closing path.
+        // A chunked body is never read whole by a handler.
         let bodyRead = bodyRead && !head.chunked
-        if !bodyRead {
-            let canKeep = keepAlive && !head.expectContinue && bodyLength >= 0 && bodyLength <= 65_536
+        let unread: BodyFraming
+        if bodyRead {
+            unread = .none
+        } else if head.chunked {
+            unread = .chunked(ChunkedDecoder())
+        } else if let length = head.contentLength, length > 0 {
+            unread = .length(length)
+        } else {
+            unread = .none
+        }
+        if case .none = unread {} else {
+            // A client waiting for 100 Continue may never send the body it announced.
+            let canKeep = keepAlive && !head.expectContinue
+                && (head.chunked || (head.contentLength ?? 0) <= Self.maxDiscardedBody)
             guard canKeep else {
                 if let closing { respondAndClose(closing); return }
-                if output == nil { output = worker.buffers.take() }
-                output?.append(bytes)
-                logLine.status = status
-                logLine.bytes = Int64(bytes.count)
-                writeAccessLog()
-                enterLingering()
+                answerAndClose(bytes, status: status)
                 return
             }
         }
         guard appendOutput(bytes) else { respondAndClose(.internalError); return }
         logLine.status = status
         logLine.bytes = Int64(bytes.count)
-        if bodyRead {
-            consumeInput(head.headLength + Int(max(0, bodyLength)))
-        } else {
-            consumeInput(head.headLength)
-            if bodyLength > 0 {
-                state = .discardingBody(remaining: bodyLength)
-                return
-            }
-        }
+        consumeInput(head.headLength + (bodyRead ? Int(head.contentLength ?? 0) : 0))
         finishLocalRequest()
+        if case .none = unread {} else { discardBody(BodyDiscard(unread, limit: Self.maxDiscardedBody)) }
+    }
+
+    /// The most body bytes read and dropped after an answer to keep the connection.
+    static let maxDiscardedBody: Int64 = 65_536
+
+    /// Reads and drops the rest of an answered request's body, within the body timeout; the
+    /// next request is parsed only after it.
+    func discardBody(_ discard: BodyDiscard) {
+        guard isAwaitingHead else { return }
+        state = .discardingBody(discard)
+        setDeadline(worker.loop.now + UInt64(config.server.bodyTimeoutMs), keepIfEarlier: false)
     }
 
     func finishLocalRequest() {
@@ -305,9 +332,11 @@ final class ClientConnection {
 
     // MARK: output
 
+    /// Queues `bytes` whole for the client; false when they do not fit beside what is queued.
     @inline(__always)
     func appendOutput(_ bytes: [UInt8]) -> Bool {
         if output == nil { output = worker.buffers.take() }
+        if output!.writableBytes < bytes.count { output!.compact() }
         return output!.append(bytes)
     }
 
@@ -370,7 +399,11 @@ final class ClientConnection {
     private func interestMask() -> UInt32 {
         var mask: UInt32 = 0
         switch state {
-        case .awaitingHead, .discardingBody, .lingering:
+        case .awaitingHead:
+            // A full buffer is never read into (it would spin): the parser has a verdict for any
+            // head that fills it, so it is full only while earlier answers wait to be flushed.
+            if input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 }) ?? true { mask = UInt32(EPOLLIN.rawValue) }
+        case .discardingBody, .lingering:
             mask = UInt32(EPOLLIN.rawValue)
         case .pending:
             if (input?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }

@@ -16,6 +16,10 @@ struct HTTPLimits {
     var headerBytes = 32768
     /// Most field lines; also the capacity the caller gives the `fields` pointer.
     var maxHeaderFields = 100
+
+    /// The largest head a connection's buffer holds whole (`BufferPool.bufferSize`): a limit
+    /// above it could never be reached and a head would wait forever for room.
+    static let maxHeadBytes = 65_536
 }
 
 /// Why a request (or response) head is refused; `status` is what the gateway answers.
@@ -36,6 +40,11 @@ enum HTTPParseError: Error, Equatable {
         case missingHost, multipleHosts
         case contentLengthWithTransferEncoding, invalidContentLength
         case transferEncodingInHTTP10
+        /// A WebSocket upgrade that also carries a body: after the upgrade the bytes belong to
+        /// the new protocol, so one side would read them as a body and the other as a request.
+        case upgradeWithBody
+        /// Connection names more options than `maxConnectionOptions`.
+        case tooManyConnectionOptions
         /// An empty Transfer-Encoding field in a request; any coding but `chunked` in a response.
         case invalidTransferEncoding
         /// A LF without CR before it, or a CR without LF after it.
@@ -120,6 +129,10 @@ func responseBody(_ head: ResponseHead, requestWasHEAD: Bool) -> ResponseBody {
 
 // MARK: - Request
 
+/// Most options one message's Connection fields may name (RFC 9110 7.6.1); each is tracked so
+/// the field it names is not forwarded.
+let maxConnectionOptions = 16
+
 /// Empty lines skipped before a request line (RFC 9112 2.2 asks for at least one).
 private let maxLeadingEmptyLines = 4
 
@@ -139,15 +152,19 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
         skipped += 1
     }
 
-    // Request line, scanned no further than its longest allowed form plus CRLF.
+    // Request line, scanned no further than its longest allowed form plus CRLF. The verdict
+    // depends on the whole head, never on how its bytes were split across reads: a line longer
+    // than the limit is 414 (a line that cannot fit in the head limit with its CRLF counts as
+    // too long, so deciding never needs more than `headerBytes` bytes), and only a head whose
+    // line is within the limit can be 431.
     let lineStart = i
-    let end = n - lineStart - 2 > limits.requestLineBytes ? lineStart + limits.requestLineBytes + 2 : n
+    let lineLimit = max(0, min(limits.requestLineBytes, limits.headerBytes - lineStart - 2))
+    let end = n - lineStart - 2 > lineLimit ? lineStart + lineLimit + 2 : n
     /// Out of bytes inside the request line: too long already, or wait for more.
     func outOfLine() -> RequestParse {
         var seen = end - lineStart
         if seen > 0 && buffer[end - 1] == B.cr { seen -= 1 }
-        if seen > limits.requestLineBytes { return .error(.uriTooLong) }
-        return end >= limits.headerBytes ? .error(.headersTooLarge) : .incomplete
+        return seen > lineLimit ? .error(.uriTooLong) : .incomplete
     }
 
     while i < end && B.isTchar(buffer[i]) { i += 1 }
@@ -208,6 +225,11 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
         if !summary.transferEncodingIsChunked { return .error(.notImplemented) }
     }
 
+    let upgrade = summary.upgradeWebSocket && summary.connectionUpgrade
+    if upgrade && (summary.transferEncodingFields > 0 || (summary.contentLength ?? 0) > 0) {
+        return .error(.badRequest(.upgradeWithBody))
+    }
+
     return .complete(RequestHead(
         method: method,
         target: target,
@@ -221,7 +243,7 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
         host: summary.hostCount == 1 ? summary.host : nil,
         authorization: summary.authorizationCount == 1 ? summary.authorization : nil,
         authorizationCount: summary.authorizationCount,
-        upgradeWebSocket: summary.upgradeWebSocket && summary.connectionUpgrade,
+        upgradeWebSocket: upgrade,
         isHEAD: B.equals(buffer, method, "HEAD"),
         isCONNECT: B.equals(buffer, method, "CONNECT")))
 }
@@ -346,6 +368,7 @@ private struct FieldSummary {
     var host: ByteRange?
     var authorizationCount = 0
     var authorization: ByteRange?
+    var connectionOptions = 0
     var connectionClose = false
     var connectionKeepAlive = false
     var connectionUpgrade = false
@@ -441,6 +464,10 @@ private func note(_ buffer: UnsafeRawBufferPointer, name: ByteRange, value: Byte
     case 10 where B.equalsIgnoringCase(buffer, name, "connection"):
         var tokens = TokenList(buffer, value)
         while let t = tokens.next() {
+            // Every option names a field to drop on the way through: more than the rewriter
+            // tracks would let some cross, so the message is refused.
+            s.connectionOptions += 1
+            if s.connectionOptions > maxConnectionOptions { return .badRequest(.tooManyConnectionOptions) }
             if B.equalsIgnoringCase(buffer, t, "close") { s.connectionClose = true }
             else if B.equalsIgnoringCase(buffer, t, "keep-alive") { s.connectionKeepAlive = true }
             else if B.equalsIgnoringCase(buffer, t, "upgrade") { s.connectionUpgrade = true }

@@ -17,11 +17,7 @@ extension ClientConnection: ProxyStream {
         defer { input = inp }
         switch u.requestBody {
         case let .length(remaining):
-            let n = Int(min(remaining, Int64(min(inp.readableBytes, out.writableBytes))))
-            if n > 0 {
-                out.append(UnsafeRawBufferPointer(start: inp.base + inp.readerIndex, count: n))
-                inp.consume(n)
-            }
+            let n = out.move(from: &inp, limit: remaining)
             u.requestBody = .length(remaining - Int64(n))
             return remaining - Int64(n) == 0 ? .done : .progress
         case var .chunked(decoder):
@@ -39,48 +35,41 @@ extension ClientConnection: ProxyStream {
     // MARK: response
 
     /// The upstream's status line and fields, then the framing this client gets: Content-Length
-    /// when known, else chunked for HTTP/1.1 and close-delimited for HTTP/1.0.
-    func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> Bool {
+    /// when known, else chunked for HTTP/1.1 and close-delimited for HTTP/1.0. Written whole or
+    /// not at all: a head that cannot fit even in an empty buffer is `.tooLarge` (502).
+    func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> ResponseHeadOutcome {
         if output == nil { output = worker.buffers.take() }
-        // The forwarded head is never longer than the upstream's plus the framing fields.
-        let need = head.headLength + 128
-        if output!.writableBytes < need && output!.readerIndex > 0 { output!.compact() }
-        guard output!.writableBytes >= need else { return false }
-        var out = output!
-        out.append("HTTP/1.1")
-        out.append(head.statusText)
-        out.append("\r\n")
-        head.forEachField { name, value in
-            out.append(name)
-            out.append(": ")
-            out.append(value)
-            out.append("\r\n")
-        }
-        responseChunked = false
+        output!.compact()
+        let chunked = head.body == .unknown && clientSpeaks11
+        // An HTTP/1.0 client learns the end of a body of unknown length from the close.
+        let keep = keepAlive && !(head.body == .unknown && !clientSpeaks11)
+        var w = HeadWriter(into: output!)
+        w.append("HTTP/1.1")
+        w.append(head.statusText)
+        w.append("\r\n")
+        head.forEachField { name, value in w.field(name, value) }
         switch head.body {
         case let .length(n):
-            out.append("Content-Length: ")
-            out.append(decimal: n)
-            out.append("\r\n")
+            w.append("Content-Length: ")
+            w.append(decimal: n)
+            w.append("\r\n")
         case .unknown:
-            if clientSpeaks11 {
-                responseChunked = true
-                out.append("Transfer-Encoding: chunked\r\n")
-            } else {
-                keepAlive = false
-            }
+            if chunked { w.append("Transfer-Encoding: chunked\r\n") }
         case .none:
             break
         }
-        if !keepAlive {
-            out.append("Connection: close\r\n")
+        if !keep {
+            w.append("Connection: close\r\n")
         } else if !clientSpeaks11 {
-            out.append("Connection: keep-alive\r\n")
+            w.append("Connection: keep-alive\r\n")
         }
-        out.append("\r\n")
-        output = out
+        w.append("\r\n")
+        guard let written = w.finish() else { return output!.isEmpty ? .tooLarge : .noRoomYet }
+        output = written
+        responseChunked = chunked
+        keepAlive = keep
         logLine.status = head.status
-        return true
+        return .written
     }
 
     var responseBuffer: ByteBuffer {
@@ -97,7 +86,7 @@ extension ClientConnection: ProxyStream {
         flush()
     }
 
-    func exchangeFinished(bodyBytes: Int64) {
+    func exchangeFinished(bodyBytes: Int64, unsentBody: BodyDiscard?) {
         logLine.bytes += bodyBytes
         state = .awaitingHead
         writeAccessLog()
@@ -105,10 +94,12 @@ extension ClientConnection: ProxyStream {
         if !keepAlive || peerClosed || worker.draining { closeAfterFlush = true }
         guard flush() else { abort(); return }
         if closeAfterFlush {
-            if !outputPending { close() }
+            // A client still sending its body reads the answer before the close (lingering).
+            if unsentBody != nil { enterLingering() } else if !outputPending { close() }
             return
         }
         armIdleDeadline()
+        if let unsentBody { discardBody(unsentBody) }
         processInput()
     }
 
@@ -219,15 +210,11 @@ extension ClientConnection: ProxyStream {
     /// Moves whatever each side has buffered to the other and flushes both.
     private func moveTunnelBytes(_ u: UpstreamConnection) {
         if var uin = u.input, !uin.isEmpty, output != nil {
-            let n = min(uin.readableBytes, output!.writableBytes)
-            output!.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: n))
-            uin.consume(n)
+            _ = output!.move(from: &uin)
             u.input = uin
         }
         if var inp = input, !inp.isEmpty, u.output != nil {
-            let n = min(inp.readableBytes, u.output!.writableBytes)
-            u.output!.append(UnsafeRawBufferPointer(start: inp.base + inp.readerIndex, count: n))
-            inp.consume(n)
+            _ = u.output!.move(from: &inp)
             input = inp
         }
         guard flush(), u.flush() else { abort(); return }

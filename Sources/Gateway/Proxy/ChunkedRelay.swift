@@ -28,17 +28,17 @@ enum ChunkedRelay {
                 moved += Int64(r.count)
                 if moved > limit { return .tooLarge }
                 if reframe {
-                    output.append(hex: r.count)
-                    output.append("\r\n")
+                    precondition(output.append(hex: r.count), "chunk-size line within the reserve")
+                    output.appendWithinRoom("\r\n")
                 }
-                output.append(UnsafeRawBufferPointer(rebasing: view[r.start..<r.end]))
-                if reframe { output.append("\r\n") }
+                output.appendWithinRoom(UnsafeRawBufferPointer(rebasing: view[r.start..<r.end]))
+                if reframe { output.appendWithinRoom("\r\n") }
                 input.consume(offset)
             case .needMore:
                 input.consume(offset)
                 return .progress
             case .done:
-                if reframe { output.append("0\r\n\r\n") }
+                if reframe { output.appendWithinRoom("0\r\n\r\n") }
                 input.consume(offset)
                 return .done
             case .error:

@@ -11,12 +11,8 @@ extension UpstreamConnection {
     /// the exchange has begun.
     func sendRequest() {
         guard let stream else { return }
-        pumpRequestBody()
+        guard pushRequest() else { upstreamFailed(); return }
         guard self.stream != nil else { return }
-        if phase != .connecting && !flush() {
-            upstreamFailed()
-            return
-        }
         stream.exchangeWaits(phase == .connecting ? .connect : (requestComplete ? .response : .body))
         updateInterest()
     }
@@ -24,13 +20,21 @@ extension UpstreamConnection {
     /// The client sent more of the request body.
     func requestBodyArrived() {
         guard !requestComplete else { return }
-        pumpRequestBody()
-        guard self.stream != nil else { return }
-        if phase != .connecting && !flush() {
-            upstreamFailed()
-            return
+        guard pushRequest() else { upstreamFailed(); return }
+        if stream != nil { updateInterest() }
+    }
+
+    /// Moves request bytes from the client side to the upstream socket until one of them has
+    /// no more: body bytes waiting behind a head that filled `output` move once it is written,
+    /// without waiting for an event that would not come. False on a write error.
+    private func pushRequest() -> Bool {
+        while true {
+            pumpRequestBody()
+            guard stream != nil, phase != .connecting, let pending = output?.readableBytes else { return true }
+            guard flush() else { return false }
+            // Done, or the socket is full (EPOLLOUT resumes), or nothing more came from the client.
+            if requestComplete || !(output?.isEmpty ?? true) || pending == 0 { return true }
         }
-        updateInterest()
     }
 
     /// The client side has room again: more of the answer may move, and the upstream may be
@@ -77,6 +81,10 @@ extension UpstreamConnection {
     func exchangeEvent(_ events: UInt32) {
         guard let stream else { pool.close(self); return }
         defer { stream.exchangeEventHandled() }
+        if upstreamWasStale(events) {
+            upstreamFailed()
+            return
+        }
         if tunneling {
             stream.tunnelEvent(self, events)
             return
@@ -90,10 +98,8 @@ extension UpstreamConnection {
             stream.exchangeWaits(requestComplete ? .response : .body)
         }
         if events & UInt32(EPOLLOUT.rawValue) != 0 {
-            guard flush() else { upstreamFailed(); return }
-            pumpRequestBody()
+            guard flush(), pushRequest() else { upstreamFailed(); return }
             guard self.stream != nil else { return }
-            guard flush() else { upstreamFailed(); return }
             if requestComplete && !responseHeadDone { stream.exchangeProgressed() }
         }
         if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
@@ -111,6 +117,14 @@ extension UpstreamConnection {
             }
         }
         if self.stream != nil { updateInterest() }
+    }
+
+    /// A pooled connection whose readiness came in the same loop batch that took it from the
+    /// pool: the bytes (or the close) were there before this exchange's request was written, so
+    /// they are stray bytes of an earlier answer, never this request's answer.
+    private func upstreamWasStale(_ events: UInt32) -> Bool {
+        reused && !gotBytes && takenInBatch == pool.worker.loop.batch
+            && events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0
     }
 
     /// Writable while the request is unsent, readable while the client side has room.
@@ -131,6 +145,7 @@ extension UpstreamConnection {
 
     /// Parses the upstream's head once complete, then relays body bytes as room allows.
     private func relayResponse() {
+        var idleRound = false
         while true {
             guard let stream, let uin = input else { return }
             if !responseHeadDone {
@@ -166,7 +181,11 @@ extension UpstreamConnection {
                     case .chunked, .untilClose: body = .unknown
                     }
                     let head = ForwardedResponseHead(h, body: body, buffer: uin.readable, fields: fields)
-                    guard stream.writeResponseHead(head, for: self) else { return }  // no room yet
+                    switch stream.writeResponseHead(head, for: self) {
+                    case .written: break
+                    case .noRoomYet: return
+                    case .tooLarge: answerError(.badGateway); return
+                    }
                     switch framing {
                     case .none: responseBody = .none
                     case let .contentLength(n): responseBody = .length(n)
@@ -180,11 +199,20 @@ extension UpstreamConnection {
                     stream.exchangeWaits(.body)
                 }
             }
+            let buffered = input?.readableBytes ?? 0
             let done = pumpResponseBody(stream)
             guard self.stream != nil else { return }
             guard stream.sendResponse() else { stream.exchangeAborted(); return }
-            if done { finish() }
-            return
+            if done { finish(); return }
+            // Bytes left here because the client side was full move as soon as it has room,
+            // which sending may just have made: no event would come for bytes already read.
+            let left = input?.readableBytes ?? 0
+            guard left > 0 && stream.canTakeResponse else { return }
+            if left == buffered {
+                // One more round after a round that moved nothing, not an endless loop.
+                if idleRound { return }
+                idleRound = true
+            }
         }
     }
 
@@ -200,12 +228,8 @@ extension UpstreamConnection {
         case .none:
             complete = true
         case let .length(remaining):
-            let n = Int(min(remaining, Int64(min(uin.readableBytes, out.writableBytes))))
-            if n > 0 {
-                out.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: n))
-                uin.consume(n)
-                responseBodyBytes += Int64(n)
-            }
+            let n = out.move(from: &uin, limit: remaining)
+            responseBodyBytes += Int64(n)
             responseBody = .length(remaining - Int64(n))
             complete = remaining - Int64(n) == 0
             if !complete && eof && uin.isEmpty { truncated = true }
@@ -217,21 +241,18 @@ extension UpstreamConnection {
             }
             responseBody = .chunked(decoder)
         case .untilClose:
+            // Framed as chunks for an HTTP/1.1 client: room kept for the size line and CRLFs.
             let n = min(uin.readableBytes, max(0, out.writableBytes - 32))
             if n > 0 {
                 if chunked {
-                    out.append(hex: n)
-                    out.append("\r\n")
+                    precondition(out.append(hex: n), "chunk-size line within the reserve")
+                    out.appendWithinRoom("\r\n")
                 }
-                out.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: n))
-                if chunked { out.append("\r\n") }
-                uin.consume(n)
-                responseBodyBytes += Int64(n)
+                responseBodyBytes += Int64(out.move(from: &uin, limit: Int64(n)))
+                if chunked { out.appendWithinRoom("\r\n") }
             }
-            if eof && uin.isEmpty {
-                if chunked { out.append("0\r\n\r\n") }
-                complete = true
-            }
+            // The last chunk waits for room like any other bytes.
+            if eof && uin.isEmpty && (!chunked || out.append("0\r\n\r\n")) { complete = true }
         }
         input = uin
         stream.responseBuffer = out
@@ -244,15 +265,23 @@ extension UpstreamConnection {
         return complete
     }
 
-    /// The answer is handed over: the connection goes back to the pool when it can carry another.
+    /// The answer is handed over: the connection goes back to the pool when it can carry
+    /// another, and its next answer cannot be mistaken for this one's leftovers. So it is not
+    /// reused after an answer without a body (HEAD, 204, 304: an upstream that sends one anyway
+    /// would have it read as the next client's answer), nor with bytes past the answer, nor
+    /// when the request was not sent whole (the upstream would read its rest as a request).
     private func finish() {
         guard let stream else { return }
         var reusable = responseKeepAlive && requestComplete && !eof
-        if case .untilClose = responseBody { reusable = false }
+        switch responseBody {
+        case .untilClose, .none: reusable = false
+        case .length, .chunked: break
+        }
         if let uin = input, !uin.isEmpty { reusable = false }
         let bodyBytes = responseBodyBytes
+        let unsent = requestComplete ? nil : BodyDiscard(requestBody, alreadySeen: requestBodyBytes, limit: maxRequestBody)
         if reusable { pool.release(self) } else { pool.close(self) }
-        stream.exchangeFinished(bodyBytes: bodyBytes)
+        stream.exchangeFinished(bodyBytes: bodyBytes, unsentBody: unsent)
     }
 
     /// The upstream failed before its answer began: replay once on a fresh connection when
@@ -267,7 +296,7 @@ extension UpstreamConnection {
             fresh.beginExchange(stream: stream, limits: limits)
             fresh.input = pool.worker.buffers.take()
             fresh.output = pool.worker.buffers.take()
-            fresh.output!.append(head)
+            fresh.output!.appendWithinRoom(head)
             fresh.requestComplete = true
             fresh.tunnelRequested = tunnelRequested
             pool.close(self)

@@ -15,9 +15,10 @@ protocol ProxyStream: AnyObject {
     /// The request was HEAD (the answer has no body whatever its fields say).
     var requestWasHEAD: Bool { get }
 
-    /// Hands over the answer's head. False while there is no room for it yet (the proxy tries
-    /// again once `exchangeHasRoom` is called).
-    func writeResponseHead(_ head: ForwardedResponseHead, for exchange: UpstreamConnection) -> Bool
+    /// Hands over the answer's head, whole or not at all: `.noRoomYet` while earlier bytes hold
+    /// the room it needs (the proxy tries again once `streamHasRoom` is called), `.tooLarge` when
+    /// it cannot be written even then.
+    func writeResponseHead(_ head: ForwardedResponseHead, for exchange: UpstreamConnection) -> ResponseHeadOutcome
 
     /// Where the answer's body bytes go.
     var responseBuffer: ByteBuffer { get set }
@@ -29,8 +30,10 @@ protocol ProxyStream: AnyObject {
     /// Pushes what the answer has so far toward the client; false when the client is gone.
     func sendResponse() -> Bool
 
-    /// The whole answer was handed over; `bodyBytes` of body among it.
-    func exchangeFinished(bodyBytes: Int64)
+    /// The whole answer was handed over; `bodyBytes` of body among it. `unsentBody` is the rest
+    /// of a request body the upstream answered before it had all been sent: the client side
+    /// drops it (never reading it as a request) or ends the connection.
+    func exchangeFinished(bodyBytes: Int64, unsentBody: BodyDiscard?)
     /// The exchange failed before its answer began: the client gets `response` instead.
     func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool)
     /// The request's body broke a rule (malformed framing, over the limit): answer and close.
@@ -50,6 +53,13 @@ protocol ProxyStream: AnyObject {
     func exchangeProgressed()
     /// An upstream event was handled: the stream updates what it waits for.
     func exchangeEventHandled()
+}
+
+/// Whether an answer's head was handed to the client side.
+enum ResponseHeadOutcome {
+    case written
+    case noRoomYet
+    case tooLarge
 }
 
 /// What an exchange is waiting for, each with its own timeout (`server.*_timeout`).
@@ -95,10 +105,7 @@ struct ForwardedResponseHead {
 
     /// Calls `body` with each forwarded field's name and value, in the upstream's order.
     func forEachField(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
-        var listed = ConnectionTokens()
-        for i in 0..<fieldCount where HeaderName.equals(field(fields[i].name), "connection") {
-            listed.add(field(fields[i].value), base: buffer)
-        }
+        let listed = ConnectionOptions(buffer: buffer, fields: fields, fieldCount: fieldCount)
         for i in 0..<fieldCount {
             let name = field(fields[i].name)
             switch HeaderName.classify(name) {
@@ -108,7 +115,7 @@ struct ForwardedResponseHead {
                 // Kept as sent only where no body follows (HEAD, 304): it describes another answer.
                 if self.body == .none, HeaderName.equals(name, "content-length") {} else { continue }
             default:
-                if listed.contains(name, base: buffer) { continue }
+                if listed.names(name) { continue }
             }
             body(name, field(fields[i].value))
         }

@@ -29,23 +29,23 @@ extension ClientConnection {
             pathLength = try Router.checkTarget(target)
         } catch {
             respondLocally(.badRequest, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         let path = UnsafeRawBufferPointer(rebasing: target[0..<pathLength])
         if HeaderName.equals(path, "/healthz") {
             respondLocally(bytes: AdminResponses.healthy, status: 200, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         if HeaderName.equals(path, "/readyz") {
             let ready = snapshot.readiness?.isReady ?? true
             respondLocally(bytes: ready ? AdminResponses.ready : AdminResponses.notReady(snapshot.readiness?.problems ?? []),
                            status: ready ? 200 : 503, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         if let answered = handleOwnEndpoint(path, head: head, buffer: buf) { return answered }
         guard let routeIndex = Router.match(path, routes: snapshot.routes) else {
             respondLocally(.notFound, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         let route = snapshot.routes[routeIndex]
         envelopeErrors = route.envelopeErrors
@@ -69,8 +69,14 @@ extension ClientConnection {
             case let .failure(rule):
                 logLine.rule = rule
                 respondLocally(.unauthorized, head: head)
-                return isAwaitingHead
+                return readsNextInput
             }
+        }
+        // HTTP/1.0 allows a request without Host, but it goes up as HTTP/1.1, where Host is
+        // required: refused rather than forwarded without one.
+        guard head.host != nil else {
+            respondLocally(.badRequest, head: head)
+            return readsNextInput
         }
         if let length = head.contentLength, length > route.maxBodyBytes {
             respondAndClose(.payloadTooLarge)
@@ -83,7 +89,7 @@ extension ClientConnection {
             u = try pool.acquire()
         } catch {
             respondLocally(.badGateway, head: head)
-            return isAwaitingHead
+            return readsNextInput
         }
         u.beginExchange(stream: self, limits: snapshot.httpLimits)
         if u.input == nil { u.input = worker.buffers.take() }
@@ -126,6 +132,15 @@ extension ClientConnection {
     var isAwaitingHead: Bool {
         if case .awaitingHead = state { return true }
         return false
+    }
+
+    /// The request was answered at once: the input goes on being read (the rest of its body to
+    /// drop, or the next request).
+    var readsNextInput: Bool {
+        switch state {
+        case .awaitingHead, .discardingBody: return true
+        default: return false
+        }
     }
 
     static func isIdempotent(_ method: UnsafeRawBufferPointer) -> Bool {

@@ -22,23 +22,22 @@ enum RequestRewriter {
         var scheme: StaticString = "http"
     }
 
-    /// Appends the upstream request head; false when it does not fit in `out`.
-    static func write(_ input: Input, into out: inout ByteBuffer, requestID: (inout ByteBuffer) -> Void) -> Bool {
+    /// Appends the upstream request head to `out`, whole; false (and `out` unchanged) when it
+    /// does not fit, which the caller answers with 431.
+    static func write(_ input: Input, into out: inout ByteBuffer,
+                      requestID: (inout ByteBuffer) -> Bool) -> Bool {
         let buf = input.buffer
         let head = input.head
         func bytes(_ r: ByteRange) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buf[r.start..<r.end]) }
 
         // Names listed in Connection are hop-by-hop too (RFC 9110 7.6.1).
-        var listed = ConnectionTokens()
-        for i in 0..<head.fieldCount where HeaderName.equals(bytes(input.fields[i].name), "connection") {
-            listed.add(bytes(input.fields[i].value), base: buf)
-        }
+        let listed = ConnectionOptions(buffer: buf, fields: input.fields, fieldCount: head.fieldCount)
 
-        let start = out.writerIndex
-        out.append(bytes(head.method))
-        out.append(byte: 0x20)
-        out.append(bytes(head.target))
-        out.append(" HTTP/1.1\r\n")
+        var w = HeadWriter(into: out)
+        w.append(bytes(head.method))
+        w.append(byte: 0x20)
+        w.append(bytes(head.target))
+        w.append(" HTTP/1.1\r\n")
         var xffField: Int = -1
         var hasRequestID = false
         for i in 0..<head.fieldCount {
@@ -57,54 +56,42 @@ enum RequestRewriter {
             case .requestID:
                 hasRequestID = true
             case .other:
-                if listed.contains(name, base: buf) { continue }
+                if listed.names(name) { continue }
             }
-            out.append(name)
-            out.append(": ")
-            out.append(bytes(f.value))
-            out.append("\r\n")
+            w.field(name, bytes(f.value))
         }
-        out.append("X-Forwarded-For: ")
+        w.append("X-Forwarded-For: ")
         if xffField >= 0 {
             // Every X-Forwarded-For the client sent, in order, then the peer.
             for i in xffField..<head.fieldCount where HeaderName.classify(bytes(input.fields[i].name)) == .forwardedFor {
-                out.append(bytes(input.fields[i].value))
-                out.append(", ")
+                w.append(bytes(input.fields[i].value))
+                w.append(", ")
             }
         }
-        input.peer.append(to: &out)
-        out.append("\r\nX-Forwarded-Proto: ")
-        out.append(input.scheme)
-        out.append("\r\n")
-        if let host = head.host {
-            out.append("X-Forwarded-Host: ")
-            out.append(bytes(host))
-            out.append("\r\n")
-        }
-        if let subject = input.subject {
-            out.append("X-Forwarded-User: ")
-            out.append(subject)
-            out.append("\r\n")
-        }
+        w.append(with: input.peer.append)
+        w.append("\r\nX-Forwarded-Proto: ")
+        w.append(input.scheme)
+        w.append("\r\n")
+        if let host = head.host { w.field("X-Forwarded-Host", bytes(host)) }
+        if let subject = input.subject { w.field("X-Forwarded-User", subject) }
         if !hasRequestID {
-            out.append("X-Request-Id: ")
-            requestID(&out)
-            out.append("\r\n")
+            w.append("X-Request-Id: ")
+            w.append(with: requestID)
+            w.append("\r\n")
         }
-        if input.tunnel {
-            out.append("Connection: Upgrade\r\n")
-        } else if head.chunked {
-            out.append("Transfer-Encoding: chunked\r\n")
-        } else if let cl = head.contentLength {
-            out.append("Content-Length: ")
-            out.append(decimal: cl)
-            out.append("\r\n")
+        // The framing lines: the body that follows is framed exactly as the client framed it, an
+        // upgrade included (the parser refuses an upgrade that carries a body, so none follows).
+        if input.tunnel { w.append("Connection: Upgrade\r\n") }
+        if head.chunked {
+            w.append("Transfer-Encoding: chunked\r\n")
+        } else if let cl = head.contentLength, cl > 0 || !input.tunnel {
+            w.append("Content-Length: ")
+            w.append(decimal: cl)
+            w.append("\r\n")
         }
-        let ok = out.append("\r\n")
-        if !ok || out.writerIndex - start > out.capacity - 1 {
-            out.writerIndex = start
-            return false
-        }
+        w.append("\r\n")
+        guard let written = w.finish() else { return false }
+        out = written
         return true
     }
 }
@@ -160,26 +147,38 @@ enum HeaderName: Equatable {
     }
 }
 
-/// The field names a Connection header lists (at most 16 kept; more is a hostile request).
-struct ConnectionTokens {
-    private var ranges: [(Int, Int)] = []
+/// The options a message's Connection fields name: fields that are hop-by-hop for this message
+/// (RFC 9110 7.6.1) and so never forwarded. Read from the parsed fields when asked, so it holds no
+/// storage; the parser refuses more than `maxConnectionOptions`, which bounds the work.
+struct ConnectionOptions {
+    private let buffer: UnsafeRawBufferPointer
+    private let fields: UnsafeMutablePointer<HeaderField>
+    private let fieldCount: Int
+    private let hasAny: Bool
 
-    mutating func add(_ value: UnsafeRawBufferPointer, base: UnsafeRawBufferPointer) {
-        let offset = base.baseAddress!.distance(to: value.baseAddress ?? base.baseAddress!)
-        var i = 0
-        while i < value.count {
-            while i < value.count && (value[i] == 0x20 || value[i] == 0x09 || value[i] == UInt8(ascii: ",")) { i += 1 }
-            let s = i
-            while i < value.count && value[i] != UInt8(ascii: ",") && value[i] != 0x20 && value[i] != 0x09 { i += 1 }
-            if i > s && ranges.count < 16 { ranges.append((offset + s, offset + i)) }
+    init(buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePointer<HeaderField>, fieldCount: Int) {
+        self.buffer = buffer
+        self.fields = fields
+        self.fieldCount = fieldCount
+        var found = false
+        for i in 0..<fieldCount where HTTPBytes.equalsIgnoringCase(buffer, fields[i].name, "connection") {
+            found = true
+            break
         }
+        hasAny = found
     }
 
-    func contains(_ name: UnsafeRawBufferPointer, base: UnsafeRawBufferPointer) -> Bool {
-        for (s, e) in ranges where e - s == name.count {
-            var same = true
-            for k in 0..<name.count where (name[k] | 0x20) != (base[s + k] | 0x20) { same = false; break }
-            if same { return true }
+    /// True when a Connection field names `name` (ASCII case ignored).
+    func names(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard hasAny else { return false }
+        for i in 0..<fieldCount where HTTPBytes.equalsIgnoringCase(buffer, fields[i].name, "connection") {
+            var options = TokenList(buffer, fields[i].value)
+            while let option = options.next() {
+                guard option.count == name.count else { continue }
+                var k = 0
+                while k < name.count && HTTPBytes.lower(name[k]) == HTTPBytes.lower(buffer[option.start + k]) { k += 1 }
+                if k == name.count { return true }
+            }
         }
         return false
     }

@@ -38,9 +38,10 @@ enum Router {
         return pathEnd
     }
 
-    /// Refuses `//`, `\`, `.` and `..` segments and percent-encoded `.`, `/`, `\` (any case), and
-    /// percent-encoded `%` (double encoding): the path the gateway matched must be the path the
-    /// upstream serves.
+    /// Refuses `//`, `\`, `.` and `..` segments (also with `;parameters`: `..;` reaches the parent
+    /// on servers that drop path parameters), percent-encoded `.`, `/`, `\` (any case),
+    /// percent-encoded `%` (double encoding), and overlong UTF-8 encodings (`%c0%ae` is `.` to a
+    /// lenient decoder): the path the gateway matched must be the path the upstream serves.
     static func checkPath(_ path: UnsafeRawBufferPointer) throws(TargetError) {
         let n = path.count
         var i = 0
@@ -51,23 +52,26 @@ enum Router {
                 throw .unsafePath
             case UInt8(ascii: "/"):
                 if i + 1 < n && path[i + 1] == UInt8(ascii: "/") { throw .unsafePath }
-                // A segment of "." or ".." (ends at "/" or the end of the path).
-                if i + 1 < n && path[i + 1] == UInt8(ascii: ".") {
-                    let afterDot = i + 2
-                    if afterDot == n || path[afterDot] == UInt8(ascii: "/") { throw .unsafePath }
-                    if path[afterDot] == UInt8(ascii: ".") && (afterDot + 1 == n || path[afterDot + 1] == UInt8(ascii: "/")) {
-                        throw .unsafePath
-                    }
-                }
-            case UInt8(ascii: "%"):
-                guard i + 2 < n else { throw .unsafePath }
-                let h = path[i + 1] | 0x20, l = path[i + 2] | 0x20
-                // %2e (.), %2f (/), %5c (\), %25 (%): refused in any case.
-                if (h == UInt8(ascii: "2") && (l == UInt8(ascii: "e") || l == UInt8(ascii: "f") || l == UInt8(ascii: "5")))
-                    || (h == UInt8(ascii: "5") && l == UInt8(ascii: "c")) {
+                var k = i + 1
+                while k < n && k - i <= 3 && path[k] == UInt8(ascii: ".") { k += 1 }
+                let dots = k - i - 1
+                if (dots == 1 || dots == 2) && (k == n || path[k] == UInt8(ascii: "/") || path[k] == UInt8(ascii: ";")) {
                     throw .unsafePath
                 }
-                guard isHex(path[i + 1]), isHex(path[i + 2]) else { throw .unsafePath }
+            case UInt8(ascii: "%"):
+                guard let byte = encodedByte(path, at: i) else { throw .unsafePath }
+                switch byte {
+                case UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: "\\"), UInt8(ascii: "%"):
+                    throw .unsafePath
+                case 0xC0, 0xC1:
+                    // Lead bytes that only ever start an overlong (two-byte ASCII) encoding.
+                    throw .unsafePath
+                case 0xE0, 0xF0:
+                    // Overlong three- and four-byte forms: the next byte is below A0 / 90.
+                    guard let next = encodedByte(path, at: i + 3), next >= (byte == 0xE0 ? 0xA0 : 0x90) else { throw .unsafePath }
+                default:
+                    break
+                }
                 i += 2
             default:
                 break
@@ -76,9 +80,12 @@ enum Router {
         }
     }
 
+    /// The byte `%XX` at `i` encodes; nil when there is no `%` and two hex digits there.
     @inline(__always)
-    static func isHex(_ b: UInt8) -> Bool {
-        (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b | 0x20 >= UInt8(ascii: "a") && b | 0x20 <= UInt8(ascii: "f"))
+    static func encodedByte(_ path: UnsafeRawBufferPointer, at i: Int) -> UInt8? {
+        guard i + 2 < path.count, path[i] == UInt8(ascii: "%"),
+              let h = HTTPBytes.hexValue(path[i + 1]), let l = HTTPBytes.hexValue(path[i + 2]) else { return nil }
+        return h << 4 | l
     }
 
     /// The first route (routes are sorted longest prefix first) whose prefix starts the path.

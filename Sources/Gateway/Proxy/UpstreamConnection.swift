@@ -34,6 +34,8 @@ final class UpstreamConnection {
     /// Taken from the pool rather than freshly connected (a dead one may be retried once).
     var reused = false
     var idleSince: UInt64 = 0
+    /// The loop batch in which it was taken from the pool (see `upstreamWasStale`).
+    var takenInBatch: UInt64 = 0
 
     // The exchange in flight.
     var requestBody: BodyFraming = .none
@@ -157,6 +159,7 @@ final class UpstreamPool {
                 // the same, so taking one costs no epoll_ctl.
                 u.reused = true
                 u.phase = .active
+                u.takenInBatch = worker.loop.batch
                 return u
             }
         }

@@ -39,9 +39,32 @@ struct ByteBuffer {
         writerIndex = n
     }
 
-    /// Appends bytes; false (and nothing written) when they do not fit.
+    /// Appends bytes the caller has made room for (checked: a miscount traps, it never drops
+    /// bytes silently).
     @inline(__always)
-    @discardableResult
+    mutating func appendWithinRoom(_ bytes: UnsafeRawBufferPointer) {
+        precondition(append(bytes), "appendWithinRoom without room")
+    }
+
+    @inline(__always)
+    mutating func appendWithinRoom(_ s: StaticString) {
+        precondition(append(s), "appendWithinRoom without room")
+    }
+
+    /// Moves up to `limit` unread bytes of `source` here, as many as fit; returns how many.
+    @inline(__always)
+    mutating func move(from source: inout ByteBuffer, limit: Int64 = .max) -> Int {
+        let n = Int(min(limit, Int64(min(source.readableBytes, writableBytes))))
+        guard n > 0 else { return 0 }
+        (base + writerIndex).copyMemory(from: source.base + source.readerIndex, byteCount: n)
+        writerIndex += n
+        source.consume(n)
+        return n
+    }
+
+    /// Appends bytes; false (and nothing written) when they do not fit. Every caller checks the
+    /// answer (or uses `HeadWriter`, which does): bytes are never dropped silently.
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count <= writableBytes else { return false }
         if !bytes.isEmpty { (base + writerIndex).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
@@ -50,19 +73,16 @@ struct ByteBuffer {
     }
 
     @inline(__always)
-    @discardableResult
     mutating func append(_ s: StaticString) -> Bool {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     @inline(__always)
-    @discardableResult
     mutating func append(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { append($0) }
     }
 
     @inline(__always)
-    @discardableResult
     mutating func append(byte: UInt8) -> Bool {
         guard writerIndex < capacity else { return false }
         base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)
@@ -71,7 +91,6 @@ struct ByteBuffer {
     }
 
     /// Appends a decimal number.
-    @discardableResult
     mutating func append(decimal value: Int64) -> Bool {
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes of scratch
         return withUnsafeMutableBytes(of: &digits) { scratch -> Bool in
@@ -88,7 +107,6 @@ struct ByteBuffer {
     }
 
     /// Appends a lower-case hexadecimal number (chunk sizes).
-    @discardableResult
     mutating func append(hex value: Int) -> Bool {
         let digits: StaticString = "0123456789abcdef"
         var v = UInt(value), shift = 0

@@ -30,6 +30,10 @@ final class EventLoop {
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let wakePending = Atomic<Bool>(false)
 
+    /// Counts `epoll_wait` calls. Every event handled in one batch was ready before any of the
+    /// batch's work began, so an event cannot answer bytes written in the same batch.
+    private(set) var batch: UInt64 = 0
+
     /// Monotonic milliseconds, read once per loop iteration.
     private(set) var now: UInt64 = 0
     /// Unix seconds, read once per loop iteration (token expiry checks).
@@ -137,6 +141,7 @@ final class EventLoop {
             timeout = t <= now ? 0 : Int32(min(UInt64(maxWaitMs), t - now))
         }
         let n = gw_epoll_wait(epfd, events, Int32(maxEvents), timeout)
+        batch &+= 1
         updateClock()
         guard n > 0 else { return }
         for k in 0..<Int(n) {

@@ -96,19 +96,20 @@ struct PeerAddress {
         }
     }
 
-    /// Writes the address in text form (as in X-Forwarded-For) into `buffer`.
-    func append(to buffer: inout ByteBuffer) {
+    /// Appends the address's text form (as in X-Forwarded-For); false (nothing written) when it
+    /// does not fit.
+    func append(to buffer: inout ByteBuffer) -> Bool {
         var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
         var raw = (high, low)
-        withUnsafeMutableBytes(of: &text) { out in
-            withUnsafeBytes(of: &raw) { addr in
+        return withUnsafeMutableBytes(of: &text) { out in
+            withUnsafeBytes(of: &raw) { addr -> Bool in
                 let p = out.baseAddress!.assumingMemoryBound(to: CChar.self)
                 if isV6 {
                     _ = inet_ntop(AF_INET6, addr.baseAddress!, p, 48)
                 } else {
                     _ = inet_ntop(AF_INET, addr.baseAddress! + 8, p, 48)
                 }
-                buffer.append(UnsafeRawBufferPointer(start: out.baseAddress, count: strlen(p)))
+                return buffer.append(UnsafeRawBufferPointer(start: out.baseAddress, count: strlen(p)))
             }
         }
     }
@@ -118,7 +119,7 @@ struct PeerAddress {
         var b = [UInt8](repeating: 0, count: 64)
         return b.withUnsafeMutableBytes { raw -> String in
             var buf = ByteBuffer(base: raw.baseAddress!, capacity: 64)
-            append(to: &buf)
+            _ = append(to: &buf)
             return String(decoding: buf.readable, as: UTF8.self)
         }
     }

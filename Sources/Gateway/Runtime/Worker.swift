@@ -16,7 +16,7 @@ final class Worker {
     private(set) var lenientVerifier: TokenVerifier
     let throttle: LoginThrottle
     let blocking: BlockingPool
-    let buffers = BufferPool(bufferSize: 64 * 1024)
+    let buffers = BufferPool(bufferSize: HTTPLimits.maxHeadBytes)
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
@@ -271,13 +271,17 @@ final class Worker {
     // MARK: request ids, logging
 
     /// Appends a new request id (worker prefix + counter) and records it in the log entry.
-    func appendRequestID(_ out: inout ByteBuffer, log entry: inout AccessLogEntry) {
+    /// Appends a new request ID (and logs it); false (nothing written) when it does not fit.
+    func appendRequestID(_ out: inout ByteBuffer, log entry: inout AccessLogEntry) -> Bool {
         requestCounter &+= 1
         let start = out.writerIndex
-        out.append(requestIDPrefix)
-        out.append(byte: UInt8(ascii: "-"))
-        out.append(hex: Int(truncatingIfNeeded: requestCounter))
+        guard out.append(requestIDPrefix), out.append(byte: UInt8(ascii: "-")),
+              out.append(hex: Int(truncatingIfNeeded: requestCounter)) else {
+            out.writerIndex = start
+            return false
+        }
         entry.requestID(UnsafeRawBufferPointer(start: out.base + start, count: out.writerIndex - start))
+        return true
     }
 
     func logAccess(_ entry: inout AccessLogEntry, peer: PeerAddress, durationMs: Int64) {
