@@ -3,10 +3,13 @@
 // only: no Swift package from outside the toolchain, ever. See README.md, "Supply chain".
 import PackageDescription
 
+/// One libFuzzer target per parser (Tests/Fuzz/<name>, corpora in Tests/Fuzz/corpus/<name>).
+let fuzzTargets = ["FuzzRequestHead", "FuzzTarget"]
+
 let package = Package(
     name: "gateway",
     products: [
-        .executable(name: "gateway", targets: ["Gateway"]),
+        .executable(name: "gateway", targets: ["GatewayCLI"]),
         .library(name: "TokenCore", targets: ["TokenCore"]),
     ],
     targets: [
@@ -25,10 +28,22 @@ let package = Package(
             name: "TokenCore",
             dependencies: ["CGatewayShims"]
         ),
-        .executableTarget(
+        // The gateway as a library (config, runtime, HTTP, proxy, auth, admin, commands), so
+        // tests and fuzz targets import it; the executable is one line.
+        .target(
             name: "Gateway",
             dependencies: ["TokenCore", "CGatewayShims"]
         ),
+        .executableTarget(
+            name: "GatewayCLI",
+            dependencies: ["Gateway"]
+        ),
+        // Fuzz targets (deploy/fuzz.sh builds them with libFuzzer; a plain build replays files).
+        .target(name: "FuzzSupport", path: "Tests/Fuzz/Support"),
+    ] + fuzzTargets.map { name in
+        .executableTarget(name: name, dependencies: ["FuzzSupport", "Gateway", "TokenCore", "CGatewayShims"],
+                          path: "Tests/Fuzz/\(name)")
+    } + [
         .testTarget(name: "TokenCoreTests", dependencies: ["TokenCore"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "TokenCore", "CGatewayShims"]),
     ],

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${SHARED:-../shared}
-swift build -c release >/dev/null
+swift build -c release --product gateway >/dev/null
 secret=$(python3 -c "import sys; sys.path.insert(0, '$shared/bench'); import gen_token; print(gen_token.DEFAULT_SECRET)")
 export JWT_SECRET=${JWT_SECRET:-$secret} JWT_KID=bench JWT_ISS=bench-issuer
 export GATEWAY_API_AUTH_JWT_SECRET=$JWT_SECRET

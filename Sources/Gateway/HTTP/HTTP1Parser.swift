@@ -166,15 +166,21 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
         if seen > 0 && buffer[end - 1] == B.cr { seen -= 1 }
         return seen > lineLimit ? .error(.uriTooLong) : .incomplete
     }
+    /// A bad byte past the line limit: the bytes before it were already too long, which a
+    /// shorter read would have answered with 414, so the whole head is answered the same.
+    func lineError(_ error: HTTPParseError, at i: Int) -> RequestParse {
+        if i - lineStart > lineLimit && buffer[i - 1] != B.cr { return .error(.uriTooLong) }
+        return .error(error)
+    }
 
     while i < end && B.isTchar(buffer[i]) { i += 1 }
     guard i < end else { return outOfLine() }
     if buffer[i] != B.sp {
-        if buffer[i] == B.lf { return .error(.badRequest(.bareLineFeed)) }
-        if buffer[i] == B.cr || i == lineStart { return .error(.badRequest(.malformedRequestLine)) }
-        return .error(.badRequest(.invalidMethod))
+        if buffer[i] == B.lf { return lineError(.badRequest(.bareLineFeed), at: i) }
+        if buffer[i] == B.cr || i == lineStart { return lineError(.badRequest(.malformedRequestLine), at: i) }
+        return lineError(.badRequest(.invalidMethod), at: i)
     }
-    guard i > lineStart else { return .error(.badRequest(.malformedRequestLine)) }
+    guard i > lineStart else { return lineError(.badRequest(.malformedRequestLine), at: i) }
     let method = ByteRange(start: lineStart, end: i)
 
     i += 1
@@ -183,11 +189,11 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
     while i < end && B.isVisible(buffer[i]) { i += 1 }
     guard i < end else { return outOfLine() }
     if buffer[i] != B.sp {
-        if buffer[i] == B.lf { return .error(.badRequest(.bareLineFeed)) }
-        if buffer[i] == B.cr { return .error(.badRequest(.malformedRequestLine)) }
-        return .error(.badRequest(.invalidTarget))
+        if buffer[i] == B.lf { return lineError(.badRequest(.bareLineFeed), at: i) }
+        if buffer[i] == B.cr { return lineError(.badRequest(.malformedRequestLine), at: i) }
+        return lineError(.badRequest(.invalidTarget), at: i)
     }
-    guard i > targetStart else { return .error(.badRequest(.malformedRequestLine)) }
+    guard i > targetStart else { return lineError(.badRequest(.malformedRequestLine), at: i) }
     let target = ByteRange(start: targetStart, end: i)
 
     i += 1
@@ -195,17 +201,17 @@ func parseRequestHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePoi
     var unsupported = false  // refused once the line is known to be well-formed
     switch matchVersion(buffer, at: i, end: end) {
     case .incomplete: return outOfLine()
-    case .malformed: return .error(.badRequest(.malformedRequestLine))
+    case .malformed: return lineError(.badRequest(.malformedRequestLine), at: versionMismatch(buffer, at: i))
     case .unsupported: unsupported = true
     case .version(let v): version = v
     }
     i += 8
     guard i < end else { return outOfLine() }
     if buffer[i] != B.cr {
-        return .error(.badRequest(buffer[i] == B.lf ? .bareLineFeed : .malformedRequestLine))
+        return lineError(.badRequest(buffer[i] == B.lf ? .bareLineFeed : .malformedRequestLine), at: i)
     }
     guard i + 1 < end else { return outOfLine() }
-    guard buffer[i + 1] == B.lf else { return .error(.badRequest(.bareLineFeed)) }
+    guard buffer[i + 1] == B.lf else { return lineError(.badRequest(.bareLineFeed), at: i) }
     if unsupported { return .error(.versionNotSupported) }
     i += 2
 
@@ -316,6 +322,16 @@ func parseResponseHead(_ buffer: UnsafeRawBufferPointer, fields: UnsafeMutablePo
 }
 
 // MARK: - Shared pieces
+
+/// Where `HTTP/` DIGIT `.` DIGIT first goes wrong at `start` (the bytes are there: `matchVersion`
+/// said malformed).
+private func versionMismatch(_ buffer: UnsafeRawBufferPointer, at start: Int) -> Int {
+    let prefix: [UInt8] = [0x48, 0x54, 0x54, 0x50, 0x2F]
+    for k in 0..<5 where buffer[start + k] != prefix[k] { return start + k }
+    if !HTTPBytes.isDigit(buffer[start + 5]) { return start + 5 }
+    if buffer[start + 6] != UInt8(ascii: ".") { return start + 6 }
+    return start + 7
+}
 
 private enum VersionMatch: Equatable {
     case version(HTTPVersion), unsupported, malformed, incomplete

@@ -43,29 +43,12 @@ extension ClientConnection: ProxyStream {
         let chunked = head.body == .unknown && clientSpeaks11
         // An HTTP/1.0 client learns the end of a body of unknown length from the close.
         let keep = keepAlive && !(head.body == .unknown && !clientSpeaks11)
-        var w = HeadWriter(into: output!)
-        w.append("HTTP/1.1")
-        w.append(head.statusText)
-        w.append("\r\n")
-        head.forEachField { name, value in w.field(name, value) }
-        switch head.body {
-        case let .length(n):
-            w.append("Content-Length: ")
-            w.append(decimal: n)
-            w.append("\r\n")
-        case .unknown:
-            if chunked { w.append("Transfer-Encoding: chunked\r\n") }
-        case .none:
-            break
+        let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (clientSpeaks11 ? .none : .keepAlive)
+        var out = output!
+        guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &out) else {
+            return output!.isEmpty ? .tooLarge : .noRoomYet
         }
-        if !keep {
-            w.append("Connection: close\r\n")
-        } else if !clientSpeaks11 {
-            w.append("Connection: keep-alive\r\n")
-        }
-        w.append("\r\n")
-        guard let written = w.finish() else { return output!.isEmpty ? .tooLarge : .noRoomYet }
-        output = written
+        output = out
         responseChunked = chunked
         keepAlive = keep
         logLine.status = head.status

@@ -74,7 +74,9 @@ enum Router {
                 }
                 i += 2
             default:
-                break
+                // Only visible ASCII (the parser already refuses the rest): a raw byte of a
+                // multi-byte form would escape the checks above.
+                guard b &- 0x21 < 0x5E else { throw .unsafePath }
             }
             i += 1
         }

@@ -30,7 +30,8 @@ usage: gateway [VERB] [options]
   bench-tokens [--iterations N]             measure token verify/issue and password hashing
 """
 
-func runCommand(_ argv: [String]) -> Int32 {
+/// Runs one command line (`argv[0]` is the program); the process's exit status.
+public func runCommand(_ argv: [String]) -> Int32 {
     let args = argv.dropFirst()
     do {
         switch (args.first, args.dropFirst().first) {
@@ -78,4 +79,3 @@ func runCommand(_ argv: [String]) -> Int32 {
     }
 }
 
-exit(runCommand(CommandLine.arguments))
