@@ -384,6 +384,23 @@ final class ConfigLoaderTests: XCTestCase {
         assertRefused("server.trusted_proxies = [1]", line: 1, "must list IP addresses as strings")
     }
 
+    func testStripRequestFieldsAreFieldNamesTheGatewayDoesNotNeed() {
+        XCTAssertEqual(load("")?.config.server.stripRequestFields.count, 8, "the identity fields by default")
+        XCTAssertEqual(load("server.strip_request_fields = [\"X-Tenant\", \"x_user\"]")?.config.server.stripRequestFields,
+                       ["X-Tenant", "x_user"])
+        XCTAssertEqual(load("server.strip_request_fields = []")?.config.server.stripRequestFields, [])
+        XCTAssertEqual(load("", env: ["GATEWAY_SERVER_STRIP_REQUEST_FIELDS": "X-A, X-B"])?.config.server.stripRequestFields,
+                       ["X-A", "X-B"])
+        assertRefused("server.strip_request_fields = [\"X Bad\"]", line: 1, "\"X Bad\" is not one")
+        assertRefused("server.strip_request_fields = [\"\"]", line: 1, "must list header field names")
+        assertRefused("server.strip_request_fields = [\"Content_Length\"]", line: 1,
+                      "must not list Content_Length: the gateway reads it to frame, route or check the request")
+        assertRefused("server.strip_request_fields = [\"host\"]", line: 1, "must not list host")
+        assertRefused("server.strip_request_fields = \"X-A\"", line: 1, "must be an array of header field names")
+        let many = (0...64).map { "\"X-\($0)\"" }.joined(separator: ",")
+        assertRefused("server.strip_request_fields = [\(many)]", line: 1, "must list at most 64 header field names (it lists 65)")
+    }
+
     func testLogLevelIsOneOfFour() {
         XCTAssertEqual(load("log.level = \"warn\"")?.config.log.level, "warn")
         assertRefused("log.level = \"verbose\"", line: 1, "log.level must be one of \"error\", \"warn\", \"info\", \"debug\" (it is \"verbose\")")

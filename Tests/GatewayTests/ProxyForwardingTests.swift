@@ -22,6 +22,20 @@ final class ProxyForwardingTests: XCTestCase {
         XCTAssertEqual(open.upstreamHeaders.filter { $0.0.lowercased().replacingOccurrences(of: "_", with: "-") == "x-forwarded-user" }.count, 0)
     }
 
+    func testIdentityFieldsOtherProxiesSetAreStrippedOnEveryRouteAndThePeerIsSet() throws {
+        let spoof = ["X-Remote-User: root", "Remote_User: root", "X-Auth-Request-User: root", "x-auth-request-email: root@x",
+                     "X-Forwarded-Email: root@x", "X-Forwarded-Groups: admins", "X-Real-IP: 10.6.6.6",
+                     "Forwarded: for=10.6.6.6;by=evil"].joined(separator: "\r\n") + "\r\n"
+        for (path, headers) in [("/api/v3/me", spoof + gw.bearer), ("/open/me", spoof)] {
+            let r = try gw.get(path, headers: headers)
+            XCTAssertEqual(r.status, 200, path)
+            XCTAssertFalse(r.upstreamHeaders.contains { $0.1.contains("root") || $0.1.contains("admins") || $0.1.contains("10.6.6.6") },
+                           "\(path): \(r.upstreamHeaders)")
+            XCTAssertEqual(r.upstreamHeader("x-real-ip"), ["127.0.0.1"], path)
+            XCTAssertEqual(r.upstreamHeader("forwarded"), ["for=127.0.0.1;proto=http"], path)
+        }
+    }
+
     func testHopByHopFieldsAreStripped() throws {
         let r = try gw.get("/api/v3/h", headers: """
             Connection: keep-alive, X-Secret-Hop\r

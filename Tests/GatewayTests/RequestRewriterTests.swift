@@ -9,7 +9,8 @@ final class RequestRewriterTests: XCTestCase {
     /// Parses `request`, rewrites it into a buffer of `capacity` bytes (already holding
     /// `prefill` bytes), and returns whether it was written plus the buffer's bytes.
     private func rewrite(_ request: String, capacity: Int, prefill: Int = 0, subject: String? = "alice",
-                         tunnel: Bool? = nil) -> (written: Bool, output: [UInt8], head: RequestHead?) {
+                         tunnel: Bool? = nil, strip: StrippedFields = StrippedFields(GatewayConfig.Server().stripRequestFields))
+        -> (written: Bool, output: [UInt8], head: RequestHead?) {
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: limits.maxHeaderFields)
         defer { fields.deallocate() }
         let memory = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -26,7 +27,7 @@ final class RequestRewriterTests: XCTestCase {
             let written = withOptionalBytes(subjectBytes) { subject in
                 RequestRewriter.write(
                     .init(buffer: raw, head: head, fields: fields, forwardAuthorization: false, subject: subject,
-                          peer: PeerAddress(), tunnel: tunnel ?? head.upgradeWebSocket),
+                          peer: PeerAddress(), tunnel: tunnel ?? head.upgradeWebSocket, strip: strip),
                     into: &out, requestID: { $0.append("req-1") })
             }
             return (written, Array(out.readable), head)
@@ -112,5 +113,62 @@ final class RequestRewriterTests: XCTestCase {
         XCTAssertTrue(text.contains("Connection: Upgrade\r\n"))
         XCTAssertTrue(text.contains("Upgrade: websocket\r\n"))
         XCTAssertFalse(text.lowercased().contains("transfer-encoding"))
+    }
+
+    func testIdentityFieldsOfTheDefaultStripListNeverReachTheUpstreamInAnySpelling() {
+        let spoofed = ["X-Remote-User", "remote-user", "X_Auth_Request_User", "X-AUTH-REQUEST-EMAIL", "x-forwarded-email",
+                       "X-Forwarded_Groups", "X-Real-IP", "x_real_ip", "Forwarded", "FORWARDED", "Remote_User"]
+        let request = "GET /api/v3/a HTTP/1.1\r\nHost: h\r\n" + spoofed.map { "\($0): admin\r\n" }.joined()
+            + "X-Remote-Userx: kept\r\n\r\n"
+        let r = rewrite(request, capacity: 4096)
+        XCTAssertTrue(r.written)
+        let (_, fields) = reparse(r.output)
+        for name in ["x-remote-user", "remote-user", "x-auth-request-user", "x-auth-request-email", "x-forwarded-email",
+                     "x-forwarded-groups", "x_real_ip", "remote_user", "x_auth_request_user", "x-forwarded_groups"] {
+            XCTAssertNil(fields[name], name)
+        }
+        XCTAssertEqual(fields["x-real-ip"], ["0.0.0.0"], "set from the peer, the client's value gone")
+        XCTAssertEqual(fields["forwarded"], ["for=0.0.0.0;proto=http"], "set from the peer, the client's value gone")
+        XCTAssertEqual(fields["x-remote-userx"], ["kept"], "a longer name is another field")
+        XCTAssertFalse(String(decoding: r.output, as: UTF8.self).contains("admin"))
+    }
+
+    func testAnIPv6PeerIsQuotedAndBracketedInForwarded() {
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            raw.storeBytes(of: sa_family_t(AF_INET6), as: sa_family_t.self)
+            raw[8 + 15] = 1  // ::1
+        }
+        let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: limits.maxHeaderFields)
+        defer { fields.deallocate() }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { memory.deallocate() }
+        var out = ByteBuffer(base: memory, capacity: 4096)
+        Array("GET / HTTP/1.1\r\nHost: h\r\n\r\n".utf8).withUnsafeBytes { raw in
+            guard case let .complete(head) = parseRequestHead(raw, fields: fields, limits: limits) else { return XCTFail() }
+            XCTAssertTrue(RequestRewriter.write(.init(buffer: raw, head: head, fields: fields, forwardAuthorization: false,
+                                                      subject: nil, peer: PeerAddress(storage), tunnel: false,
+                                                      strip: StrippedFields(["Forwarded", "X-Real-IP"])),
+                                                into: &out, requestID: { $0.append("r") }))
+        }
+        let (_, named) = reparse(Array(out.readable))
+        XCTAssertEqual(named["forwarded"], ["for=\"[::1]\";proto=http"])
+        XCTAssertEqual(named["x-real-ip"], ["::1"])
+    }
+
+    func testAConfiguredListDecidesWhatIsStrippedAndWhatIsSet() {
+        let request = "GET /a HTTP/1.1\r\nHost: h\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9\r\nX-Tenant: t\r\n"
+            + "X-Request-Id: client\r\nX-Forwarded-For: 10.1.1.1\r\n\r\n"
+        let none = reparse(rewrite(request, capacity: 4096, strip: StrippedFields([])).output).1
+        XCTAssertEqual(none["x-real-ip"], ["10.9.9.9"], "not listed: passed through, not set")
+        XCTAssertEqual(none["forwarded"], ["for=10.9.9.9"])
+        XCTAssertEqual(none["x-request-id"], ["client"])
+        XCTAssertEqual(none["x-forwarded-for"], ["10.1.1.1, 0.0.0.0"])
+
+        let own = reparse(rewrite(request, capacity: 4096, strip: StrippedFields(["x-tenant", "X-Request-Id", "X-Forwarded-For"])).output).1
+        XCTAssertNil(own["x-tenant"])
+        XCTAssertEqual(own["x-request-id"], ["req-1"], "the client's id replaced by the gateway's")
+        XCTAssertEqual(own["x-forwarded-for"], ["0.0.0.0"], "the client's chain dropped, the peer kept")
+        XCTAssertEqual(own["x-real-ip"], ["10.9.9.9"])
     }
 }

@@ -108,7 +108,8 @@ enum ConfigLoader {
             .init("server.response_timeout", .milliseconds(\.server.responseTimeoutMs, minimum: 1), "time allowed for the upstream to start its response"),
             .init("server.shutdown_timeout", .milliseconds(\.server.shutdownTimeoutMs, minimum: 1), "how long SIGTERM waits for requests in flight"),
             .init("server.data_dir", .text(\.server.dataDir, .nonEmpty), "where the gateway keeps state it creates (the generated keys file)"),
-            .init("server.trusted_proxies", .addresses(\.server.trustedProxies), "peers whose X-Forwarded-For is believed (exact IP addresses)"),
+            .init("server.trusted_proxies", .list(\.server.trustedProxies, .ipAddress), "peers whose X-Forwarded-For is believed (exact IP addresses)"),
+            .init("server.strip_request_fields", .list(\.server.stripRequestFields, .strippableField), "identity fields removed from every client request (any case, `_` for `-`); X-Real-IP and Forwarded, when listed, are set from the peer"),
             .init("server.upstream_idle_per_worker", .count(\.server.upstreamIdlePerWorker, 0...100_000), "idle keep-alive connections kept per upstream and worker"),
             .init("server.upstream_idle_timeout", .milliseconds(\.server.upstreamIdleTimeoutMs, minimum: 1), "how long an idle upstream connection is kept"),
             .init("tls.enable", .flag(\.tls.enable), "also serve HTTPS on tls.address (datarhei Core's tls.enable)"),
@@ -267,9 +268,39 @@ extension ConfigLoader {
         case size(WritableKeyPath<Root, Int64>, minimum: Int64)
         /// A size that may be absent (nil).
         case optionalSize(WritableKeyPath<Root, Int64?>)
-        /// IP addresses; a comma-separated list in the environment.
-        case addresses(WritableKeyPath<Root, [String]>)
+        /// A list of strings, each checked by the rule; a comma-separated list in the environment.
+        case list(WritableKeyPath<Root, [String]>, ListItem)
         case authMode(WritableKeyPath<Root, GatewayConfig.Route.AuthMode>)
+    }
+
+    /// What each string of a list must be.
+    enum ListItem {
+        /// An IPv4 or IPv6 address literal.
+        case ipAddress
+        /// A header field name the gateway may drop from requests: not one it needs to read the
+        /// request (Host, the framing fields, Authorization, Connection, Upgrade).
+        case strippableField
+
+        static let maxFields = 64
+
+        func problem(_ s: String) -> String? {
+            switch self {
+            case .ipAddress:
+                return ConfigLoader.isIPAddress(s) ? nil : "must list IP addresses (\(TOMLReader.quoted(s)) is not one)"
+            case .strippableField:
+                guard !s.isEmpty, s.utf8.count <= 256, s.utf8.allSatisfy(HTTPBytes.isTchar) else {
+                    return "must list header field names (\(TOMLReader.quoted(s)) is not one)"
+                }
+                let kept = ["host", "content-length", "transfer-encoding", "authorization", "connection", "upgrade", "expect"]
+                guard !kept.contains(String(s.lowercased().map { $0 == "_" ? "-" : $0 })) else {
+                    return "must not list \(s): the gateway reads it to frame, route or check the request"
+                }
+                return nil
+            }
+        }
+
+        var noun: String { self == .ipAddress ? "IP addresses" : "header field names" }
+        var example: String { self == .ipAddress ? "[\"10.0.0.1\"]" : "[\"X-Remote-User\"]" }
     }
 
     /// Checks on a string value that need no other key.
@@ -372,17 +403,20 @@ extension ConfigLoader.Setting {
             root[keyPath: kp] = n
         case .optionalSize(let kp):
             root[keyPath: kp] = try Self.size(value)
-        case .addresses(let kp):
+        case .list(let kp, let rule):
             guard case .array(let items) = value.kind else {
-                throw Problem("must be an array of IP addresses like [\"10.0.0.1\"], not \(Self.found(value))")
+                throw Problem("must be an array of \(rule.noun) like \(rule.example), not \(Self.found(value))")
             }
-            var addresses: [String] = []
+            guard items.count <= ConfigLoader.ListItem.maxFields else {
+                throw Problem("must list at most \(ConfigLoader.ListItem.maxFields) \(rule.noun) (it lists \(items.count))")
+            }
+            var strings: [String] = []
             for item in items {
-                guard case .string(let s) = item.kind else { throw Problem("must list IP addresses as strings, not \(Self.found(item))") }
-                guard ConfigLoader.isIPAddress(s) else { throw Problem("must list IP addresses (\(TOMLReader.quoted(s)) is not one)") }
-                addresses.append(s)
+                guard case .string(let s) = item.kind else { throw Problem("must list \(rule.noun) as strings, not \(Self.found(item))") }
+                if let problem = rule.problem(s) { throw Problem(problem) }
+                strings.append(s)
             }
-            root[keyPath: kp] = addresses
+            root[keyPath: kp] = strings
         }
     }
 
@@ -398,7 +432,7 @@ extension ConfigLoader.Setting {
         case .count, .workers, .milliseconds, .seconds, .size, .optionalSize:
             if case .success(let n) = TOMLReader.integer(trimmed) { return TOMLValue(.integer(n)) }
             return TOMLValue(.string(trimmed))
-        case .addresses:
+        case .list:
             let items = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             return TOMLValue(.array(items.map { TOMLValue(.string($0)) }))
         }
@@ -418,7 +452,7 @@ extension ConfigLoader.Setting {
         case .seconds(let kp, _): return Self.durationText(milliseconds: root[keyPath: kp] * 1000)
         case .size(let kp, _): return Self.sizeText(root[keyPath: kp])
         case .optionalSize(let kp): return root[keyPath: kp].map(Self.sizeText)
-        case .addresses(let kp): return "[" + root[keyPath: kp].map(TOMLReader.quoted).joined(separator: ", ") + "]"
+        case .list(let kp, _): return "[" + root[keyPath: kp].map(TOMLReader.quoted).joined(separator: ", ") + "]"
         }
     }
 

@@ -33,6 +33,10 @@ struct GatewayConfig: Sendable {
         var dataDir = "./data"
         /// Peers whose X-Forwarded-For is believed (exact addresses).
         var trustedProxies: [String] = []
+        /// Fields a client must not set (identity fields another proxy might have set); removed
+        /// from every request, whatever the route. `X-Forwarded-User` is removed in any case.
+        var stripRequestFields = ["X-Remote-User", "Remote-User", "X-Auth-Request-User", "X-Auth-Request-Email",
+                                  "X-Forwarded-Email", "X-Forwarded-Groups", "X-Real-IP", "Forwarded"]
         /// Idle keep-alive connections kept per upstream and worker.
         var upstreamIdlePerWorker = 64
         var upstreamIdleTimeoutMs = 30_000

@@ -99,7 +99,8 @@ extension ClientConnection {
         clientSpeaks11 = head.version == .http11
         let rewritten = RequestRewriter.write(
             .init(buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
-                  subject: subject, peer: peer, tunnel: head.upgradeWebSocket, scheme: transport.scheme),
+                  subject: subject, peer: peer, tunnel: head.upgradeWebSocket, strip: snapshot.strippedFields,
+                  scheme: transport.scheme),
             into: &u.output!, requestID: { self.worker.appendRequestID(&$0, log: &self.logLine) })
         guard rewritten else {
             pool.close(u)

@@ -3,12 +3,14 @@
 ///
 /// Dropped: hop-by-hop fields (Connection and every field it names, Keep-Alive,
 /// Proxy-Authorization, Proxy-Connection, TE, Trailer, Upgrade unless a WebSocket is tunnelled),
-/// every client-sent identity field (`X-Forwarded-User` in any case and with `_` for `-`),
-/// client-sent X-Forwarded-Proto/-Host (replaced), Authorization unless the route forwards it,
+/// every client-sent identity field (`X-Forwarded-User` and the fields of
+/// `server.strip_request_fields`, in any case and with `_` for `-`), client-sent
+/// X-Forwarded-Proto/-Host (replaced), Authorization unless the route forwards it,
 /// Expect (the gateway answers 100-continue itself), and the framing fields (re-emitted, so the
 /// upstream never sees both Content-Length and Transfer-Encoding).
 /// Added: X-Forwarded-For (the client's value with the peer appended), X-Forwarded-Proto,
-/// X-Forwarded-Host, X-Forwarded-User when a token was verified, X-Request-Id when absent.
+/// X-Forwarded-Host, X-Forwarded-User when a token was verified, X-Request-Id when absent, and
+/// X-Real-IP / `Forwarded: for=` from the peer when those are in the strip list.
 enum RequestRewriter {
     struct Input {
         var buffer: UnsafeRawBufferPointer
@@ -18,6 +20,8 @@ enum RequestRewriter {
         var subject: UnsafeRawBufferPointer?
         var peer: PeerAddress
         var tunnel: Bool
+        /// Client fields never forwarded, besides the fixed ones.
+        var strip: StrippedFields
         /// How the client reached the gateway (`http` or `https`), for X-Forwarded-Proto.
         var scheme: StaticString = "http"
     }
@@ -51,12 +55,13 @@ enum RequestRewriter {
             case .authorization:
                 if !input.forwardAuthorization { continue }
             case .forwardedFor:
-                if xffField < 0 { xffField = i }
+                if xffField < 0 && !input.strip.contains(name) { xffField = i }
                 continue
             case .requestID:
+                if input.strip.contains(name) { continue }
                 hasRequestID = true
             case .other:
-                if listed.names(name) { continue }
+                if listed.names(name) || input.strip.contains(name) { continue }
             }
             w.field(name, bytes(f.value))
         }
@@ -73,6 +78,19 @@ enum RequestRewriter {
         w.append(input.scheme)
         w.append("\r\n")
         if let host = head.host { w.field("X-Forwarded-Host", bytes(host)) }
+        if input.strip.setsRealIP {
+            w.append("X-Real-IP: ")
+            w.append(with: input.peer.append)
+            w.append("\r\n")
+        }
+        if input.strip.setsForwarded {
+            // RFC 7239: an IPv6 node is bracketed and quoted.
+            w.append(input.peer.isV6 ? "Forwarded: for=\"[" : "Forwarded: for=")
+            w.append(with: input.peer.append)
+            w.append(input.peer.isV6 ? "]\";proto=" : ";proto=")
+            w.append(input.scheme)
+            w.append("\r\n")
+        }
         if let subject = input.subject { w.field("X-Forwarded-User", subject) }
         if !hasRequestID {
             w.append("X-Request-Id: ")
@@ -93,6 +111,42 @@ enum RequestRewriter {
         guard let written = w.finish() else { return false }
         out = written
         return true
+    }
+}
+
+/// `server.strip_request_fields`, compiled once per configuration: lower-case names with `-` for
+/// `_`, matched against a request's field names without allocating.
+struct StrippedFields: Sendable {
+    private let names: [[UInt8]]
+    /// Bit n set when some name is n bytes long (n < 64), a quick first refusal.
+    private let lengths: UInt64
+    /// X-Real-IP / Forwarded are in the list, so the gateway sets them from the peer.
+    let setsRealIP: Bool
+    let setsForwarded: Bool
+
+    init(_ configured: [String]) {
+        let normalized = configured.map { name in name.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : HTTPBytes.lower($0) } }
+        names = normalized
+        lengths = normalized.reduce(0) { $1.count < 64 ? $0 | (1 << UInt64($1.count)) : $0 | (1 << 63) }
+        setsRealIP = normalized.contains(Array("x-real-ip".utf8))
+        setsForwarded = normalized.contains(Array("forwarded".utf8))
+    }
+
+    static let none = StrippedFields([])
+
+    /// True when `name` is listed (ASCII case ignored, `_` read as `-`).
+    func contains(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard lengths & (1 << UInt64(min(name.count, 63))) != 0 else { return false }
+        for listed in names where listed.count == name.count {
+            var k = 0
+            while k < name.count {
+                let c = name[k] == UInt8(ascii: "_") ? UInt8(ascii: "-") : HTTPBytes.lower(name[k])
+                if c != listed[k] { break }
+                k += 1
+            }
+            if k == name.count { return true }
+        }
+        return false
     }
 }
 

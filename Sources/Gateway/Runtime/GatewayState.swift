@@ -12,6 +12,7 @@ final class GatewayState: Sendable {
     let ring: KeyRing
     let policy: VerifierPolicy
     let httpLimits: HTTPLimits
+    let strippedFields: StrippedFields
     let listen: SocketAddress
     /// HTTPS: where it listens and the certificate it serves (nil when `tls.enable` is off).
     let tlsListen: SocketAddress?
@@ -99,6 +100,7 @@ final class GatewayState: Sendable {
         upstreams = addresses
         upstreamNames = names
         policy = VerifierPolicy(issuer: config.tokens.issuer, leeway: config.tokens.leewaySeconds)
+        strippedFields = StrippedFields(config.server.stripRequestFields)
         httpLimits = HTTPLimits(requestLineBytes: config.limits.requestLineBytes, headerBytes: config.limits.headerBytes,
                                 maxHeaderFields: config.limits.headerFields)
     }

@@ -32,12 +32,14 @@ enum RequestHeadFuzz {
         if head.chunked { checkChunked(UnsafeRawBufferPointer(rebasing: bytes[head.headLength...]), seed: seed) }
     }
 
+    static let strip = StrippedFields(GatewayConfig.Server().stripRequestFields)
+
     static func checkRewrite(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer, limits: HTTPLimits, capacity: Int) {
         var out = ByteBuffer(base: memory, capacity: capacity)
         let subject: [UInt8] = Array("alice".utf8)
         let written = subject.withUnsafeBytes { s in
             RequestRewriter.write(.init(buffer: bytes, head: head, fields: fields, forwardAuthorization: head.headLength & 1 == 0,
-                                        subject: s, peer: PeerAddress(), tunnel: head.upgradeWebSocket),
+                                        subject: s, peer: PeerAddress(), tunnel: head.upgradeWebSocket, strip: strip),
                                   into: &out, requestID: { $0.append("id") })
         }
         guard written else {
