@@ -31,6 +31,9 @@ enum ConfigLoader {
     static let mask = "********"
 
     static func load(path: String, environment: [String: String]) throws -> LoadedConfig {
+        if let problem = FileTrust.problem(path) {
+            throw ConfigError(message: "refused: \(problem)", line: nil)
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(message: "cannot read \(path)", line: nil)
         }
@@ -786,6 +789,9 @@ private struct ConfigBuilder {
 
     /// A secret from a file, without the one trailing newline editors add.
     static func readSecretFile(_ path: String, variable: String) throws -> String {
+        if let problem = FileTrust.problem(path) {
+            throw ConfigError(message: "\(variable): refused: \(problem)", line: nil)
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(message: "\(variable): cannot read \(path)", line: nil)
         }

@@ -9,6 +9,7 @@ final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
 
     init(certFile: String, keyFile: String, tls13Only: Bool) throws {
+        if let problem = FileTrust.problem(keyFile) { throw StartupError("tls.key_file refused: \(problem)") }
         var err = [CChar](repeating: 0, count: 512)
         guard let ctx = gw_tls_server_ctx_new(certFile, keyFile, tls13Only ? 1 : 0, &err, err.count) else {
             throw StartupError("tls: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")

@@ -346,6 +346,7 @@ final class StateBox: @unchecked Sendable {
 /// Reading and writing the JWK Set keys file.
 enum KeyFile {
     static func read(path: String) throws -> KeyRing {
+        if let problem = FileTrust.problem(path) { throw StartupError("keys file refused: \(problem)") }
         guard let data = FileManager.default.contents(atPath: path) else { throw StartupError("cannot read keys file \(path)") }
         do {
             return try KeyRing.fromJWKSet([UInt8](data))

@@ -71,3 +71,13 @@ final class TempDir {
         return p
     }
 }
+
+/// Polls `condition` every 20 ms until it holds (true) or `seconds` pass (false).
+func waitUntil(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}

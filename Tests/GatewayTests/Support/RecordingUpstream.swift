@@ -64,12 +64,7 @@ final class RecordingUpstream: @unchecked Sendable {
 
     /// Waits until `condition` holds (polling), up to `seconds`.
     func waitFor(seconds: Double = 5, _ condition: (RecordingUpstream) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition(self) { return true }
-            usleep(5_000)
-        }
-        return condition(self)
+        waitUntil(seconds: seconds) { condition(self) }
     }
 
     private func acceptLoop() {
