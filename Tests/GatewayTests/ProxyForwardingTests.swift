@@ -98,6 +98,68 @@ final class ProxyForwardingTests: XCTestCase {
         }
     }
 
+    /// A client that pipelines thousands of requests without reading: the gateway stops reading
+    /// it while answers wait (backpressure), then answers every one in order once it reads;
+    /// never a 500 and a dropped rest. The answers (~8 MB) are more than the kernel's socket
+    /// buffers (up to 4 MiB sent, 128 KiB received while unread) and the output buffer hold.
+    func testAClientThatPipelinesWithoutReadingGetsEveryAnswerOnceItReads() throws {
+        let c = try gw.connect()
+        let count = 70_000
+        var raw = ""
+        for i in 0..<count {
+            raw += i % 2 == 0 ? "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /api/v3/q/\(i) HTTP/1.1\r\nHost: x\r\n\r\n"
+        }
+        let bytes = Array(raw.utf8)
+        let sent = ManagedAtomicCounter(), blocked = ManagedAtomicCounter()
+        let fd = c.fd
+        let writer = Thread {
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_DONTWAIT)) }
+                if n > 0 { done += n; continue }
+                guard errno == EAGAIN else { return }
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, 500) == 0 { blocked.add() }  // no room for 0.5 s: the gateway stopped reading
+            }
+            sent.add()
+        }
+        writer.start()
+        // Read only once the gateway has done all it will without the client reading: the
+        // writer is stuck or done, and the access log has stopped growing.
+        XCTAssertTrue(waitUntil(seconds: 10) { sent.value == 1 || blocked.value > 0 })
+        var logSize = -1, stableSince = Date()
+        XCTAssertTrue(waitUntil(seconds: 20) {
+            let size = self.gw.log.utf8.count
+            if size != logSize { logSize = size; stableSince = Date() }
+            return Date().timeIntervalSince(stableSince) > 0.5
+        })
+        var seen: [UInt8] = [], statuses: [Int] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let marker = Array("HTTP/1.1 ".utf8)
+        var scanned = 0
+        while statuses.count < count {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            guard n > 0 else { break }
+            seen += chunk[0..<n]
+            // Status lines: "HTTP/1.1 NNN" at the start of each answer (bodies are JSON).
+            while scanned + 12 <= seen.count {
+                if seen[scanned] == marker[0] && Array(seen[scanned..<scanned + 9]) == marker {
+                    statuses.append(Int(String(decoding: seen[scanned + 9..<scanned + 12], as: UTF8.self)) ?? 0)
+                    scanned += 12
+                } else {
+                    scanned += 1
+                }
+            }
+        }
+        XCTAssertEqual(statuses.count, count)
+        XCTAssertEqual(statuses.firstIndex { $0 == 500 }, nil, "no answer is given up for lack of room")
+        for (i, status) in statuses.enumerated() where status != (i % 2 == 0 ? 200 : 401) {
+            XCTFail("answer \(i) is \(status)")
+            break
+        }
+        XCTAssertTrue(waitUntil { sent.value == 1 }, "every request was taken")
+    }
+
     func testConnectionCloseIsHonoured() throws {
         let c = try gw.connect()
         try c.send("GET /api/v3/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\(gw.bearer)\r\n")

@@ -57,6 +57,31 @@ final class ProxyResilienceTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 3)
     }
 
+    /// Backpressure does not let a client hold a connection by never reading: once its answers
+    /// have waited idle_timeout without the client taking a byte, the connection is closed.
+    func testAClientThatNeverReadsItsAnswersIsClosedAfterTheIdleTimeout() throws {
+        let gw = try GatewayHarness(settings: "idle_timeout = \"1s\"")
+        let c = try gw.connect()
+        let fd = c.fd
+        let bytes = Array(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 70_000).utf8)
+        let writer = Thread {
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                done += n
+            }
+        }
+        writer.start()
+        let start = Date()
+        XCTAssertTrue(waitUntil(seconds: 8) {
+            var p = pollfd(fd: fd, events: 0x2000, revents: 0)  // POLLRDHUP
+            return poll(&p, 1, 0) > 0 && p.revents & (Int16(POLLHUP | POLLERR) | 0x2000) != 0
+        }, "the gateway ends the connection")
+        XCTAssertGreaterThan(Date().timeIntervalSince(start), 0.9, "not before the idle timeout")
+        XCTAssertEqual(try gw.get("/healthz").status, 200, "the worker serves others")
+    }
+
     func testClientAbortingMidStreamDoesNotHarmOthers() throws {
         let gw = try GatewayHarness()
         for _ in 0..<5 {

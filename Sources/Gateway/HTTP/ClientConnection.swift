@@ -167,7 +167,7 @@ final class ClientConnection {
         while true {
             switch state {
             case .awaitingHead:
-                guard !closeAfterFlush, let inp = input, !inp.isEmpty else {
+                guard !closeAfterFlush, !answersBacklogged, let inp = input, !inp.isEmpty else {
                     releaseIdleBuffers()
                     return
                 }
@@ -350,6 +350,13 @@ final class ClientConnection {
         return true
     }
 
+    /// Requests are taken only while less than this much of earlier answers waits: a client
+    /// that pipelines without reading is not read until it has read them (backpressure), and
+    /// an answer the gateway gives itself always has room.
+    static let answerBacklogLimit = 16_384
+
+    var answersBacklogged: Bool { (output?.readableBytes ?? 0) >= Self.answerBacklogLimit }
+
     /// Answer bytes not yet on the wire, in `output` or below it in the transport.
     var outputPending: Bool { !(output?.isEmpty ?? true) || transport.hasPendingOutput }
 
@@ -402,7 +409,10 @@ final class ClientConnection {
         case .awaitingHead:
             // A full buffer is never read into (it would spin): the parser has a verdict for any
             // head that fills it, so it is full only while earlier answers wait to be flushed.
-            if input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 }) ?? true { mask = UInt32(EPOLLIN.rawValue) }
+            // Nor is a client read while its earlier answers wait (backpressure).
+            if !answersBacklogged && (input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 }) ?? true) {
+                mask = UInt32(EPOLLIN.rawValue)
+            }
         case .discardingBody, .lingering:
             mask = UInt32(EPOLLIN.rawValue)
         case .pending:
@@ -445,6 +455,9 @@ final class ClientConnection {
             deadline = worker.loop.now + UInt64(t)
         case .tunnel:
             deadline = worker.loop.now + UInt64(config.server.idleTimeoutMs)
+        case .awaitingHead where answersBacklogged:
+            // The client reads its answers, slowly: it has idle_timeout between reads.
+            deadline = worker.loop.now + UInt64(config.server.idleTimeoutMs)
         default:
             break
         }
@@ -461,7 +474,10 @@ final class ClientConnection {
         }
         switch state {
         case .awaitingHead:
-            if let inp = input, !inp.isEmpty {
+            if answersBacklogged {
+                // The client stopped reading its answers for idle_timeout: nothing to say.
+                close()
+            } else if let inp = input, !inp.isEmpty {
                 // A head that does not complete in time (slowloris): cut.
                 logLine.reset()
                 logLine.method("-")
