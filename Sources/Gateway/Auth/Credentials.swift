@@ -2,8 +2,9 @@ import TokenCore
 
 /// The users who may log in, built when the configuration loads: the datarhei single user
 /// (`api.auth.username` / `api.auth.password`) and every `[[user]]`. Plaintext passwords are
-/// hashed here, and unknown names are checked against a dummy hash of the same cost, so the time
-/// an answer takes does not tell which names exist.
+/// hashed here. Every check costs the same, whoever asks: one hash of each scheme (and cost
+/// parameters) in use, the user's own where there is one and a dummy of the others, so neither
+/// an unknown name nor a user whose hash is cheaper than another's is told by the answer's time.
 final class Credentials: Sendable {
     struct Entry: Sendable {
         let name: [UInt8]
@@ -13,7 +14,8 @@ final class Credentials: Sendable {
     }
 
     let entries: [Entry]
-    private let dummyHash: String
+    /// One dummy hash per scheme in use (the default scheme when there are no users).
+    private let dummies: [(scheme: PasswordHasher.Scheme, hash: String)]
     /// A digest of the settings this was built from: a reload with the same users reuses it
     /// instead of hashing every plaintext password again (keys-only reloads stay fast).
     let source: [UInt8]
@@ -40,7 +42,12 @@ final class Credentials: Sendable {
                               mustChangePassword: u.mustChangePassword))
         }
         entries = list
-        dummyHash = try PasswordHasher.hash(Crypto.randomBytes(16))
+        var schemes: [PasswordHasher.Scheme] = []
+        for e in list {
+            if let scheme = try? PasswordHasher.parse(e.hash).0, !schemes.contains(scheme) { schemes.append(scheme) }
+        }
+        if schemes.isEmpty { schemes = [.default] }
+        dummies = try schemes.map { ($0, try PasswordHasher.hash(Crypto.randomBytes(16), scheme: $0)) }
     }
 
     var isEmpty: Bool { entries.isEmpty }
@@ -53,11 +60,20 @@ final class Credentials: Sendable {
     /// The password check: slow on purpose (run it on the blocking pool, never on a loop).
     /// Unknown and disabled users cost one hash like everybody else and fail.
     func check(name: [UInt8], password: [UInt8]) -> Bool {
-        guard let e = entry(named: name) else {
-            _ = try? PasswordHasher.verify(password, against: dummyHash)
-            return false
+        let e = entry(named: name)
+        var ok = false
+        for (i, hash) in hashesChecked(for: e).enumerated() {
+            let matches = (try? PasswordHasher.verify(password, against: hash)) ?? false
+            if i == 0 && e != nil { ok = matches }
         }
-        let ok = (try? PasswordHasher.verify(password, against: e.hash)) ?? false
-        return ok && e.enabled
+        return ok && (e?.enabled ?? false)
+    }
+
+    /// The hashes a check computes: the user's own first (when known), then a dummy of every
+    /// other scheme in use; an unknown name gets the dummies of all of them.
+    func hashesChecked(for e: Entry?) -> [String] {
+        guard let e else { return dummies.map(\.hash) }
+        let own = try? PasswordHasher.parse(e.hash).0
+        return [e.hash] + dummies.filter { $0.scheme != own }.map(\.hash)
     }
 }
