@@ -25,6 +25,16 @@ extension ClientConnection {
 
     /// `{"code":0,"result":{...}}` with a fresh access and refresh token of login family
     /// `loginID`; a refresh answer also carries `code` and `desc` inside `result`.
+    /// The login family (`lid`) of an envelope login starts with this: its refresh tokens rotate
+    /// (each is spent when used), so they are refreshed only by the envelope endpoint, and the
+    /// datarhei refresh endpoint, whose refresh tokens are reusable until they expire, refuses them.
+    /// Tokens are signed, so the mark cannot be added or removed by a client.
+    static let rotatingFamilyPrefix: [UInt8] = Array("rot-".utf8)
+
+    static func isRotatingFamily(_ lid: some Collection<UInt8>) -> Bool { lid.starts(with: rotatingFamilyPrefix) }
+
+    static func newRotatingFamily() -> String { "rot-" + Crypto.uuidV4() }
+
     func envelopeTokens(subject: String, loginID: String, refreshed: Bool, redirect: Bool) -> [UInt8] {
         let p = snapshot.config.profiles
         do {
@@ -81,11 +91,17 @@ extension ClientConnection {
         } catch {
             return answer(.invalidToken, rule: error)
         }
+        // A datarhei refresh token is refreshed where it was issued, never turned into a
+        // rotating pair here.
+        guard Self.isRotatingFamily(family) else {
+            logLine.rule = BearerFailureRule("not_rotating_refresh")
+            return answer(.invalidToken)
+        }
         let revokedWhy = jti.withUnsafeBytes { j in subject.withUnsafeBytes { s in family.withUnsafeBytes { f in
             revocations.check(jti: j, subject: s, issuedAt: issuedAt, family: f.isEmpty ? nil : f) } } }
         if let why = revokedWhy {
             let reused = jti.withUnsafeBytes { revocations.isRevoked(jti: $0) }
-            if reused && !family.isEmpty {
+            if reused {
                 // Reuse: the token was already exchanged. Void the whole login.
                 let until = worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds
                 revocations.revoke(family: family, until: until)
@@ -111,14 +127,12 @@ extension ClientConnection {
         guard snapshot.credentials.isActive(subject) else { return answer(.invalidToken) }
         // Rotate: this refresh token is spent; a second use is reuse.
         guard revocations.revokeIfNew(jti: jti, until: expiresAt) else {
-            if !family.isEmpty {
-                let until = worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds
-                revocations.revoke(family: family, until: until)
-                worker.persist(.lid, family, until: until)
-            }
+            let until = worker.loop.unixNow + snapshot.config.profiles.envelopeRefreshTTLSeconds
+            revocations.revoke(family: family, until: until)
+            worker.persist(.lid, family, until: until)
             return answer(.tokenReused)
         }
-        let loginID = family.isEmpty ? Crypto.uuidV4() : String(decoding: family, as: UTF8.self)
+        let loginID = String(decoding: family, as: UTF8.self)
         let tokens = envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID, refreshed: true, redirect: false)
         // The spent token's revocation is fsync'd before the new tokens are handed out, so a
         // crash cannot make it usable again.

@@ -149,7 +149,7 @@ extension ClientConnection {
             let subject = String(decoding: user, as: UTF8.self)
             if pendingEnvelope {
                 let mustChange = snapshot.credentials.entry(named: user)?.mustChangePassword ?? false
-                deliverPending(envelopeTokens(subject: subject, loginID: Crypto.uuidV4(), refreshed: false, redirect: mustChange), status: 200)
+                deliverPending(envelopeTokens(subject: subject, loginID: Self.newRotatingFamily(), refreshed: false, redirect: mustChange), status: 200)
                 return
             }
             do {
@@ -276,6 +276,13 @@ extension ClientConnection {
             return readsNextInput
         }
         subject.withUnsafeBytes { logLine.user($0) }
+        // An envelope refresh token is spent when used; here it would mint access tokens
+        // again and again, outside its rotation.
+        guard !Self.isRotatingFamily(loginID) else {
+            logLine.rule = BearerFailureRule("rotating_refresh")
+            respondLocally(bytes: invalid, status: 401, head: head)
+            return readsNextInput
+        }
         guard snapshot.credentials.isActive(subject) else {
             respondLocally(bytes: Self.error(403, "Forbidden", "Invalid subject"), status: 403, head: head)
             return readsNextInput
