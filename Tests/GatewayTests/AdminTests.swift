@@ -68,6 +68,49 @@ final class AdminTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("reloaded configuration"), r.stdout)
     }
 
+    /// A client of the admin socket that connects and says nothing delays no one: reload and
+    /// revoke are answered beside it, and it is cut once its time to send a line has passed.
+    func testASilentAdminClientDelaysNoReloadOrRevokeAndIsCutAtItsTimeout() throws {
+        let gw = try GatewayHarness()
+        let silent = try unixConnect(gw.dir.path("data/admin.sock"))
+        defer { close(silent) }
+        let trickle = try unixConnect(gw.dir.path("data/admin.sock"))
+        defer { close(trickle) }
+        XCTAssertEqual(write(trickle, "rel", 3), 3, "a client that sends part of a line and stops")
+
+        let reload = try GatewayBinary.run(["reload", "--config", gw.configPath], timeout: 10)
+        XCTAssertEqual(reload.status, 0, reload.stdout + reload.stderr)
+        XCTAssertTrue(reload.stdout.contains("reloaded configuration"), reload.stdout)
+        XCTAssertEqual(try GatewayBinary.run(["revoke", "--config", gw.configPath, "--user", "zed"], timeout: 10).status, 0)
+        XCTAssertFalse(isReadable(silent), "answered while the silent client is still waiting its turn to time out")
+
+        for fd in [silent, trickle] {
+            XCTAssertTrue(waitUntil(seconds: AdminSocketLimits.timeoutSeconds + 5) { self.isReadable(fd) })
+            var answer = [UInt8](repeating: 0, count: 256)
+            let n = read(fd, &answer, answer.count)
+            XCTAssertEqual(String(decoding: answer[0..<max(n, 0)], as: UTF8.self), "error: no command within 5 s\n")
+        }
+    }
+
+    private enum AdminSocketLimits { static let timeoutSeconds = 5.0 }
+
+    private func isReadable(_ fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) > 0
+    }
+
+    private func unixConnect(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { close(fd); throw HarnessError("connect \(path): errno \(errno)") }
+        return fd
+    }
+
     func testReadyzFollowsTheUpstream() throws {
         let gw = try GatewayHarness()
         var ready = 0

@@ -10,10 +10,18 @@ import TokenCore
 ///   reload
 ///   status
 /// Revocations go into the shared set (every worker sees them at once) and into the journal
-/// (fsync'd) before "ok" is answered.
+/// (fsync'd) before "ok" is answered. Each client is served on a thread of its own (at most
+/// `maxClients` at once; more are told "error: busy"), and has `clientTimeoutMs` in all to send
+/// its line, so a client that connects and stays silent delays no one's reload or revoke.
 final class AdminSocket: @unchecked Sendable {
     let path: String
     private let server: Server
+    private let lock = NSLock()
+    private var clients = 0
+
+    static let maxClients = 16
+    static let clientTimeoutMs = 5_000
+    static let maxLine = 4096
 
     init(path: String, server: Server) {
         self.path = path
@@ -41,21 +49,72 @@ final class AdminSocket: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             while true {
                 let c = accept(fd, nil, nil)
-                if c < 0 { if errno == EINTR { continue }; return }
-                self.serve(c)
-                close(c)
+                if c < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    if errno == EMFILE || errno == ENFILE { usleep(100_000); continue }
+                    return
+                }
+                _ = fcntl(c, F_SETFD, FD_CLOEXEC)
+                var tv = timeval(tv_sec: Self.clientTimeoutMs / 1000, tv_usec: 0)
+                setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                guard self.admit() else {
+                    Self.write("error: busy, try again\n", to: c)
+                    close(c)
+                    continue
+                }
+                Thread.detachNewThread {
+                    self.serve(c)
+                    close(c)
+                    self.leave()
+                }
             }
         }
     }
 
+    private func admit() -> Bool {
+        lock.withLock {
+            guard clients < Self.maxClients else { return false }
+            clients += 1
+            return true
+        }
+    }
+
+    private func leave() { lock.withLock { clients -= 1 } }
+
     private func serve(_ fd: Int32) {
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard let line = Self.readLine(fd, timeoutMs: Self.clientTimeoutMs) else {
+            Self.write("error: no command within \(Self.clientTimeoutMs / 1000) s\n", to: fd)
+            return
+        }
+        Self.write(handle(String(decoding: line, as: UTF8.self)) + "\n", to: fd)
+    }
+
+    /// The first line `fd` sends (without its newline), or nil when none comes whole within
+    /// `timeoutMs` in all (a trickle of bytes does not extend it) or within `maxLine` bytes.
+    static func readLine(_ fd: Int32, timeoutMs: Int) -> [UInt8]? {
         var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < 4096, read(fd, &byte, 1) == 1, byte != 0x0A { line.append(byte) }
-        let answer = handle(String(decoding: line, as: UTF8.self)) + "\n"
-        _ = Array(answer.utf8).withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        var chunk = [UInt8](repeating: 0, count: 512)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000
+        while line.count <= maxLine {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return nil }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return nil }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            guard n > 0 else { return n == 0 && !line.isEmpty ? line : nil }
+            if let newline = chunk[0..<n].firstIndex(of: 0x0A) {
+                line += chunk[0..<newline]
+                return line.count <= maxLine ? line : nil
+            }
+            line += chunk[0..<n]
+        }
+        return nil
+    }
+
+    static func write(_ text: String, to fd: Int32) {
+        _ = Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
     }
 
     func handle(_ command: String) -> String {
