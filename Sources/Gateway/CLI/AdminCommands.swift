@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import TokenCore
 
-/// `gateway revoke` and `gateway reload`: talk to the running gateway over its admin socket;
+/// `gateway revoke`, `gateway reload` and `gateway status`: talk to the running gateway over its admin socket;
 /// `revoke` edits the journal directly when no gateway runs (it is read at the next start).
 enum AdminCommands {
     static func revoke(_ args: ArraySlice<String>) throws -> Int32 {
@@ -35,11 +35,18 @@ enum AdminCommands {
         return 0
     }
 
-    static func reload(_ args: ArraySlice<String>) throws -> Int32 {
+    static func reload(_ args: ArraySlice<String>) throws -> Int32 { try ask("reload", args) }
+
+    /// `gateway status`: workers, keys, revocations, readiness and the bytes of connection
+    /// buffers in use and pooled.
+    static func status(_ args: ArraySlice<String>) throws -> Int32 { try ask("status", args) }
+
+    /// Sends a command that takes no arguments and prints the answer.
+    private static func ask(_ command: String, _ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["config"])
-        guard a.positional.isEmpty else { throw UsageError("reload takes no positional arguments") }
+        guard a.positional.isEmpty else { throw UsageError("\(command) takes no positional arguments") }
         let config = try loadConfig(a)
-        guard let answer = send("reload", to: AdminSocket.path(for: config)) else {
+        guard let answer = send(command, to: AdminSocket.path(for: config)) else {
             throw CommandFailure("no gateway answers on \(AdminSocket.path(for: config))")
         }
         print(answer)

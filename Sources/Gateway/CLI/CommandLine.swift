@@ -17,6 +17,7 @@ usage: gateway [VERB] [options]
                                             void one token id (talks to the running gateway over
                                             its admin socket, or writes the journal if none runs)
   reload [--config FILE]                    reload configuration and keys (admin socket)
+  status [--config FILE]                    workers, keys, revocations, readiness, buffer bytes
   version                                   print the version
   hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
   keys generate [--alg HS256] [--keys FILE] print (or create FILE with) a JWK Set of one new active key
@@ -65,6 +66,8 @@ public func runCommand(_ argv: [String]) -> Int32 {
             return try AdminCommands.revoke(args.dropFirst())
         case ("reload", _):
             return try AdminCommands.reload(args.dropFirst())
+        case ("status", _):
+            return try AdminCommands.status(args.dropFirst())
         case ("demo-upstream", _):
             return try ServeCommands.demoUpstream(args.dropFirst())
         case let (verb?, _):

@@ -123,6 +123,8 @@ final class ClientConnection {
         if input == nil { input = worker.buffers.take() }
         guard var inp = input else { return }
         if inp.writableBytes == 0 { inp.compact() }
+        // A head larger than a small buffer: the buffer grows (once) to hold it whole.
+        if inp.writableBytes == 0, case .awaitingHead = state { _ = worker.buffers.enlarge(&inp) }
         guard inp.writableBytes > 0 else { input = inp; return }
         guard let r = transport.read(fd, into: &inp) else {
             input = inp
@@ -337,6 +339,7 @@ final class ClientConnection {
     func appendOutput(_ bytes: [UInt8]) -> Bool {
         if output == nil { output = worker.buffers.take() }
         if output!.writableBytes < bytes.count { output!.compact() }
+        if output!.writableBytes < bytes.count { _ = worker.buffers.enlarge(&output!) }
         return output!.append(bytes)
     }
 
@@ -410,7 +413,7 @@ final class ClientConnection {
             // A full buffer is never read into (it would spin): the parser has a verdict for any
             // head that fills it, so it is full only while earlier answers wait to be flushed.
             // Nor is a client read while its earlier answers wait (backpressure).
-            if !answersBacklogged && (input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 }) ?? true) {
+            if !answersBacklogged && (input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 || $0.capacity < worker.buffers.largeSize }) ?? true) {
                 mask = UInt32(EPOLLIN.rawValue)
             }
         case .discardingBody, .lingering:

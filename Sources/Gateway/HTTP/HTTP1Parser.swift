@@ -17,9 +17,12 @@ struct HTTPLimits {
     /// Most field lines; also the capacity the caller gives the `fields` pointer.
     var maxHeaderFields = 100
 
-    /// The largest head a connection's buffer holds whole (`BufferPool.bufferSize`): a limit
+    /// The largest head a connection's buffer holds whole (`BufferPool.largeSize`): a limit
     /// above it could never be reached and a head would wait forever for room.
     static let maxHeadBytes = 65_536
+    /// The size every connection buffer starts with; one that must hold a larger head grows to
+    /// `maxHeadBytes`.
+    static let bufferBytes = 16_384
 }
 
 /// Why a request (or response) head is refused; `status` is what the gateway answers.

@@ -46,7 +46,9 @@ extension ClientConnection: ProxyStream {
         let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (clientSpeaks11 ? .none : .keepAlive)
         var out = output!
         guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &out) else {
-            return output!.isEmpty ? .tooLarge : .noRoomYet
+            guard output!.isEmpty else { return .noRoomYet }
+            guard worker.buffers.enlarge(&output!) else { return .tooLarge }
+            return writeResponseHead(head, for: u)
         }
         output = out
         responseChunked = chunked

@@ -156,6 +156,9 @@ extension UpstreamConnection {
                 let fields = pool.worker.responseFields
                 switch parseResponseHead(uin.readable, fields: fields, limits: limits) {
                 case .incomplete:
+                    if !eof && uin.readerIndex == 0 && uin.writableBytes == 0 && pool.worker.buffers.enlarge(&input!) {
+                        return  // room to read the rest of a large head
+                    }
                     if eof || (uin.readerIndex == 0 && uin.writableBytes == 0) { answerError(.badGateway) }
                     return
                 case .error:

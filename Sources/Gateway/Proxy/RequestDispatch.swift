@@ -97,11 +97,13 @@ extension ClientConnection {
         u.tunnelRequested = head.upgradeWebSocket
         u.maxRequestBody = route.maxBodyBytes
         clientSpeaks11 = head.version == .http11
-        let rewritten = RequestRewriter.write(
-            .init(buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
-                  subject: subject, peer: peer, tunnel: head.upgradeWebSocket, strip: snapshot.strippedFields,
-                  scheme: transport.scheme),
-            into: &u.output!, requestID: { self.worker.appendRequestID(&$0, log: &self.logLine) })
+        let rewrite = RequestRewriter.Input(
+            buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
+            subject: subject, peer: peer, tunnel: head.upgradeWebSocket, strip: snapshot.strippedFields, scheme: transport.scheme)
+        var rewritten = RequestRewriter.write(rewrite, into: &u.output!, requestID: { self.worker.appendRequestID(&$0, log: &self.logLine) })
+        if !rewritten && worker.buffers.enlarge(&u.output!) {
+            rewritten = RequestRewriter.write(rewrite, into: &u.output!, requestID: { self.worker.appendRequestID(&$0, log: &self.logLine) })
+        }
         guard rewritten else {
             pool.close(u)
             respondAndClose(.headersTooLarge)

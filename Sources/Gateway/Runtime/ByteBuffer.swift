@@ -119,33 +119,3 @@ struct ByteBuffer {
         return true
     }
 }
-
-/// Per-loop free list of fixed-size buffers: a connection takes one when it has bytes to hold
-/// and gives it back when it goes idle, so an idle keep-alive connection holds no buffer at all.
-/// Owned by one loop thread; never shared.
-final class BufferPool {
-    let bufferSize: Int
-    private var free: [UnsafeMutableRawPointer] = []
-    private let maxFree: Int
-    private(set) var outstanding = 0
-
-    init(bufferSize: Int, maxFree: Int = 1024) {
-        self.bufferSize = bufferSize
-        self.maxFree = maxFree
-    }
-
-    deinit { for p in free { p.deallocate() } }
-
-    @inline(__always)
-    func take() -> ByteBuffer {
-        outstanding += 1
-        let base = free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
-        return ByteBuffer(base: base, capacity: bufferSize)
-    }
-
-    @inline(__always)
-    func release(_ buffer: ByteBuffer) {
-        outstanding -= 1
-        if free.count < maxFree { free.append(buffer.base) } else { buffer.base.deallocate() }
-    }
-}

@@ -241,7 +241,9 @@ final class Server: @unchecked Sendable {
         reloadLock.lock()
         defer { reloadLock.unlock() }
         return "ok workers=\(workers.count) keys=\(state.ring.keys.count) active_key=\(state.ring.activeKey?.kid ?? "-") "
-            + "revocations=\(revocations.count) ready=\(readiness.isReady)"
+            + "revocations=\(revocations.count) ready=\(readiness.isReady) "
+            + "buffer_bytes=\(workers.reduce(0) { $0 + $1.buffers.publishedBytes.inUse }) "
+            + "pooled_buffer_bytes=\(workers.reduce(0) { $0 + $1.buffers.publishedBytes.pooled })"
     }
 
     /// Watches the keys file (mtime, size, inode; polled each second on its own thread, never

@@ -16,7 +16,7 @@ final class Worker {
     private(set) var lenientVerifier: TokenVerifier
     let throttle: LoginThrottle
     let blocking: BlockingPool
-    let buffers = BufferPool(bufferSize: HTTPLimits.maxHeadBytes)
+    let buffers = BufferPool(bufferSize: HTTPLimits.bufferBytes, largeSize: HTTPLimits.maxHeadBytes)
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
@@ -270,8 +270,8 @@ final class Worker {
 
     // MARK: request ids, logging
 
-    /// Appends a new request id (worker prefix + counter) and records it in the log entry.
-    /// Appends a new request ID (and logs it); false (nothing written) when it does not fit.
+    /// Appends a new request ID (worker prefix + counter) and records it in the log entry; false
+    /// (nothing written) when it does not fit.
     func appendRequestID(_ out: inout ByteBuffer, log entry: inout AccessLogEntry) -> Bool {
         requestCounter &+= 1
         let start = out.writerIndex
