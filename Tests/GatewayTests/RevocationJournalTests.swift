@@ -50,6 +50,18 @@ final class RevocationJournalTests: XCTestCase {
         XCTAssertTrue(notes.contains { $0.contains("torn") }, "\(notes)")
     }
 
+    func testALineEndingInCarriageReturnCostsOnlyItselfNotTheRecordAfterIt() throws {
+        // Found by FuzzJournal: the file was split into Characters, and "\r\n" is one, so a
+        // damaged line ending in CR swallowed the valid record that followed it.
+        let good = RevocationJournal.format(.jti, Array("after".utf8), 1000)
+        let (j, dir) = try journal(RevocationJournal.header + "\ngarbage\r\n" + good)
+        defer { _ = dir }
+        let set = RevocationSet()
+        let notes = try j.replay(into: set, now: 0)
+        XCTAssertTrue(revoked(set, jti: "after"))
+        XCTAssertEqual(notes.filter { $0.contains("skipped") }, ["revocation journal: skipped an unreadable record at line 2"])
+    }
+
     func testACorruptedRecordIsSkippedByItsChecksum() throws {
         var line = RevocationJournal.format(.jti, Array("abc".utf8), 1000)
         line = line.replacingOccurrences(of: " 1000 ", with: " 9000 ")

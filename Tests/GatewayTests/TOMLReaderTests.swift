@@ -243,6 +243,21 @@ final class TOMLReaderTests: XCTestCase {
         assertRefused("a. = 5", at: (1, 4), "expected a key")
     }
 
+    func testNestingBeyondTheLimitsIsRefusedNotACrash() {
+        // Found by FuzzTOML: the reader and the tree it builds recurse per level, so a document
+        // nested some thousands deep overflowed the stack (a crash at start or on reload).
+        let deepArray = "a = " + String(repeating: "[", count: 100_000)
+        assertRefused(deepArray, at: (1, 5 + TOMLReader.maxArrayDepth), "arrays nested more than 32 deep")
+        let deepHeader = "[" + String(repeating: "a.", count: 100_000) + "a]"
+        assertRefused(deepHeader, at: (1, 2 + 2 * TOMLReader.maxKeyParts), "a key of more than 32 parts")
+        assertRefused(String(repeating: "a.", count: 100_000) + "a = 1", at: (1, 1 + 2 * TOMLReader.maxKeyParts), "a key of more than 32 parts")
+        // Up to the limits, as before.
+        let arrays = String(repeating: "[", count: TOMLReader.maxArrayDepth) + String(repeating: "]", count: TOMLReader.maxArrayDepth)
+        XCTAssertNotNil(parse("a = " + arrays))
+        let key = Array(repeating: "k", count: TOMLReader.maxKeyParts).joined(separator: ".")
+        XCTAssertEqual(parse("[\(key)]\n\(key) = 1")?.tableEntries?.count, 1)
+    }
+
     func testUnclosedHeadersAreRefused() {
         assertRefused("[server\nlisten = \"x\"", at: (1, 8), "expected ']'")
         assertRefused("[[route]\n", at: (1, 8), "expected ']]'")

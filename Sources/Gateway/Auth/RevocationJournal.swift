@@ -35,9 +35,11 @@ final class RevocationJournal: Sendable {
         var notes: [String] = []
         var live: [(Kind, [UInt8], Int64)] = []
         if let data = FileManager.default.contents(atPath: path), !data.isEmpty {
-            let text = String(decoding: data, as: UTF8.self)
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            let complete = text.hasSuffix("\n")
+            // Split on line-feed bytes, not Characters: "\r\n" is one Character, and a line
+            // ending in CR would swallow the record after it.
+            let bytes = Array(data)
+            var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            let complete = bytes.last == 0x0A
             if complete { lines.removeLast() }
             guard let first = lines.first else { return notes }
             if first != Self.header {

@@ -69,8 +69,15 @@ struct TOMLError: Error, CustomStringConvertible, Equatable {
 /// Refused with an error naming what is unsupported: floats, dates and times, hexadecimal /
 /// octal / binary integers, inline tables, multi-line strings. As in TOML, a key may be defined
 /// once, a table once, and a table created by dotted keys or a header cannot be extended the
-/// other way.
+/// other way. Nesting is bounded (`maxKeyParts`, `maxArrayDepth`): the reader and the tree
+/// it builds recurse, and a document nested thousands deep must be an error, not a crash.
 enum TOMLReader {
+    /// Most parts of one key (`a.b.c` has three): headers and dotted keys together nest tables
+    /// at most twice this deep.
+    static let maxKeyParts = 32
+    /// Deepest nesting of arrays in one value.
+    static let maxArrayDepth = 32
+
     /// Parses a whole document into its root table. `fileName` only prefixes error messages.
     static func parse(_ text: String, fileName: String = "") throws(TOMLError) -> TOMLValue {
         var parser = Parser(text)
@@ -240,6 +247,7 @@ private struct Parser {
     var i = 0
     var line = 1
     var lineStart = 0
+    var arrayDepth = 0
     let root = TableNode(.root, path: [], line: 1, column: 1)
     var current: TableNode
 
@@ -338,6 +346,9 @@ private struct Parser {
         while true {
             skipBlanks()
             let (l, c) = (line, column)
+            guard parts.count < TOMLReader.maxKeyParts else {
+                throw fail("a key of more than \(TOMLReader.maxKeyParts) parts is not supported", line: l, column: c)
+            }
             parts.append(KeyPart(name: try simpleKey(), line: l, column: c))
             skipBlanks()
             guard peek == "." else { return parts }
@@ -442,6 +453,11 @@ private struct Parser {
 
     mutating func array() throws(TOMLError) -> TOMLValue {
         let (l, c) = (line, column)
+        guard arrayDepth < TOMLReader.maxArrayDepth else {
+            throw fail("arrays nested more than \(TOMLReader.maxArrayDepth) deep are not supported")
+        }
+        arrayDepth += 1
+        defer { arrayDepth -= 1 }
         i += 1
         var items: [TOMLValue] = []
         while true {
