@@ -107,6 +107,47 @@ final class HTTPSmugglingTests: XCTestCase {
         XCTAssertEqual(spy.received(), [], "the hidden request never reached the upstream")
     }
 
+    func testALogoutWithAChunkedBodyBesideItsBearerIsRefusedAndItsBodyNeverRun() throws {
+        let hidden = "GET /api/v3/smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        let c = try gw.connect()
+        try c.send("POST /api/logout HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer \(gw.token(use: .refresh))\r\n"
+                   + "Transfer-Encoding: chunked\r\n\r\n\(String(hidden.utf8.count, radix: 16))\r\n\(hidden)\r\n0\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 400)
+        XCTAssertEqual(r.header("connection"), "close")
+        XCTAssertTrue(c.peerClosed())
+        XCTAssertEqual(spy.received(), [], "the chunk never became a request")
+    }
+
+    /// The gateway's own paths are matched byte for byte, as routes are: other spellings are not
+    /// its endpoints (here they match no route either).
+    func testOwnEndpointsAreCaseSensitive() throws {
+        XCTAssertEqual(try gw.get("/healthz").status, 200)
+        XCTAssertEqual(try gw.get("/HEALTHZ").status, 404)
+        XCTAssertEqual(try gw.get("/Readyz").status, 404)
+        let body = #"{"username":"admin","password":"test-password-not-used"}"#
+        let login = "HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        XCTAssertEqual(try gw.request("POST /API/LOGIN " + login).status, 404)
+        XCTAssertEqual(try gw.request("POST /api/login " + login).status, 200)
+        XCTAssertEqual(spy.received(), [])
+    }
+
+    /// HEAD to an endpoint of the gateway's own gets the head a GET would get and no body, so
+    /// the next answer on the connection is read as the next answer.
+    func testAHEADAnswerOfTheGatewaysOwnCarriesNoBody() throws {
+        let c = try gw.connect()
+        for path in ["/healthz", "/api", "/nowhere", "/api/login"] {
+            try c.send("HEAD \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
+            let head = try c.readResponse(headRequest: true)
+            XCTAssertNotNil(head.header("content-length"), path)
+            XCTAssertTrue(head.body.isEmpty, path)
+            try c.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            let next = try c.readResponse()
+            XCTAssertEqual(next.status, 200, path)
+            XCTAssertEqual(next.text, #"{"status":"ok"}"#, path)
+        }
+    }
+
     func testOverlongRequestLineIs414AndTheClientReadsIt() throws {
         let c = try gw.connect()
         try c.send("GET /api/v3/" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -4,25 +4,7 @@ import TokenCore
 /// as datarhei's, answered as `{"code":0,"result":{...}}` or `{"code","error","desc"}`, with its
 /// own token lifetimes and rotating refresh tokens with reuse detection (OAuth 2.0 security BCP:
 /// a refresh token presented twice voids every token of its login).
-extension ClientConnection {
-    /// `Accept` allows JSON: absent, `application/json`, `application/*` or `*/*` (q > 0).
-    func acceptsJSON(_ head: RequestHead, buffer: UnsafeRawBufferPointer) -> Bool {
-        var sawAccept = false
-        for i in 0..<head.fieldCount {
-            let f = worker.requestFields[i]
-            guard HeaderName.equals(UnsafeRawBufferPointer(rebasing: buffer[f.name.start..<f.name.end]), "accept") else { continue }
-            sawAccept = true
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[f.value.start..<f.value.end]), as: UTF8.self)
-            for range in value.split(separator: ",") {
-                let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-                guard let type = parts.first else { continue }
-                let refused = parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" }
-                if !refused && (type == "application/json" || type == "application/*" || type == "*/*") { return true }
-            }
-        }
-        return !sawAccept
-    }
-
+extension EndpointRequest {
     /// `{"code":0,"result":{...}}` with a fresh access and refresh token of login family
     /// `loginID`; a refresh answer also carries `code` and `desc` inside `result`.
     /// The login family (`lid`) of an envelope login starts with this: its refresh tokens rotate
@@ -35,7 +17,8 @@ extension ClientConnection {
 
     static func newRotatingFamily() -> String { "rot-" + Crypto.uuidV4() }
 
-    func envelopeTokens(subject: String, loginID: String, refreshed: Bool, redirect: Bool) -> [UInt8] {
+    static func envelopeTokens(subject: String, loginID: String, refreshed: Bool, redirect: Bool,
+                               worker: Worker, snapshot: GatewayState) -> LocalResponse {
         let p = snapshot.config.profiles
         do {
             let now = worker.loop.unixNow
@@ -53,23 +36,21 @@ extension ClientConnection {
             w.raw(",\"refresh_token\":"); w.string(refresh.token)
             w.raw(",\"refresh_token_expires_in\":"); w.int(p.envelopeRefreshTTLSeconds)
             w.raw("}}")
-            return Self.json(status: 200, reason: "OK", body: w.bytes)
+            return .json(w.bytes)
         } catch {
-            return EnvelopeError.internalError.bytes()
+            return .envelope(.internalError)
         }
     }
 
-    func answerEnvelopeRefresh(_ head: RequestHead, buffer: UnsafeRawBufferPointer) -> Bool {
+    func envelopeRefresh(log: inout AccessLogEntry) -> EndpointOutcome {
         let body: UnsafeRawBufferPointer
-        switch smallJSONBody(head, buffer: buffer, malformed: EnvelopeError.invalidRequest.bytes()) {
-        case .wait: return false
-        case .answered: return readsNextInput
+        switch smallJSONBody(malformed: .envelope(.invalidRequest)) {
+        case let .outcome(o): return o
         case let .body(b): body = b
         }
-        func answer(_ e: EnvelopeError, rule: TokenError? = nil) -> Bool {
-            if let rule { logLine.rule = BearerFailureRule(rule) }
-            respondLocally(bytes: e.bytes(), status: e.status.0, head: head, bodyRead: true)
-            return readsNextInput
+        func answer(_ e: EnvelopeError, rule: TokenError? = nil) -> EndpointOutcome {
+            if let rule { log.rule = BearerFailureRule(rule) }
+            return .respond(.envelope(e), bodyRead: true)
         }
         let tape = JSONTape(capacity: 8)
         guard (try? tape.parse(body, limits: JSONLimits(maxBytes: 4096, maxDepth: 4, maxValues: 64))) != nil, tape[0].kind == .object,
@@ -94,7 +75,7 @@ extension ClientConnection {
         // A datarhei refresh token is refreshed where it was issued, never turned into a
         // rotating pair here.
         guard Self.isRotatingFamily(family) else {
-            logLine.rule = BearerFailureRule("not_rotating_refresh")
+            log.rule = BearerFailureRule("not_rotating_refresh")
             return answer(.invalidToken)
         }
         let revokedWhy = jti.withUnsafeBytes { j in subject.withUnsafeBytes { s in family.withUnsafeBytes { f in
@@ -112,10 +93,7 @@ extension ClientConnection {
         }
         // The optional access token: signature valid (expiry ignored), same subject.
         if head.authorizationCount > 0 {
-            guard head.authorizationCount == 1, let auth = head.authorization,
-                  let bearer = BearerCheck.token(in: UnsafeRawBufferPointer(rebasing: buffer[auth.start..<auth.end])) else {
-                return answer(.invalidToken)
-            }
+            guard let bearer = bearerToken else { return answer(.invalidToken) }
             do {
                 let v = try worker.lenientVerifier.verify(bearer, use: .access, ring: snapshot.ring, revocations: nil, now: worker.loop.unixNow)
                 guard v.subject.elementsEqual(subject) else { return answer(.invalidToken) }
@@ -123,7 +101,7 @@ extension ClientConnection {
                 return answer(.invalidToken, rule: error)
             }
         }
-        subject.withUnsafeBytes { logLine.user($0) }
+        subject.withUnsafeBytes { log.user($0) }
         guard snapshot.credentials.isActive(subject) else { return answer(.invalidToken) }
         // Rotate: this refresh token is spent; a second use is reuse.
         guard revocations.revokeIfNew(jti: jti, until: expiresAt) else {
@@ -133,23 +111,15 @@ extension ClientConnection {
             return answer(.tokenReused)
         }
         let loginID = String(decoding: family, as: UTF8.self)
-        let tokens = envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID, refreshed: true, redirect: false)
+        let tokens = Self.envelopeTokens(subject: String(decoding: subject, as: UTF8.self), loginID: loginID, refreshed: true,
+                                         redirect: false, worker: worker, snapshot: snapshot)
         // The spent token's revocation is fsync'd before the new tokens are handed out, so a
         // crash cannot make it usable again.
-        guard let journal = snapshot.journal else {
-            respondLocally(bytes: tokens, status: 200, head: head, bodyRead: true)
-            return readsNextInput
-        }
-        consumeInput(head.headLength + body.count)
-        state = .pending
-        pendingAnswer = nil
-        setDeadline(worker.loop.now + 30_000, keepIfEarlier: false)
-        let fd = self.fd, generation = self.generation, box = WorkerBox(worker)
-        let queued = worker.blocking.submit {
-            let stored = (try? journal.append(.jti, jti, until: expiresAt)) != nil
-            box.worker.loop.execute { box.worker.answerWhenStored(fd: fd, generation: generation, stored: stored, answer: tokens) }
-        }
-        if !queued { deliverPending(EnvelopeError.internalError.bytes(), status: 500) }
-        return false
+        guard let journal = snapshot.journal else { return .respond(tokens, bodyRead: true) }
+        return .deferred(DeferredAnswer(
+            consumed: head.headLength + body.count,
+            job: { (try? journal.append(.jti, jti, until: expiresAt)) != nil },
+            finish: { stored in (stored ? tokens : .envelope(.internalError), 0) },
+            unavailable: { .envelope(.internalError) }))
     }
 }

@@ -54,15 +54,6 @@ enum EnvelopeError: Int, CaseIterable {
         }
     }
 
-    func bytes(close: Bool = false, extraHeaders: String = "") -> [UInt8] {
-        let body = "{\"code\":\(rawValue),\"error\":\"\(word)\",\"desc\":\(GatewayResponse.jsonString(desc))}"
-        var head = "HTTP/1.1 \(status.0) \(status.1)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-        if status.0 == 401 { head += "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" }
-        head += extraHeaders
-        if close { head += "Connection: close\r\n" }
-        return Array((head + "\r\n" + body).utf8)
-    }
-
     /// The envelope form of an error the gateway answers on a route with `errors = "envelope"`.
     init(_ response: GatewayResponse) {
         switch response {
@@ -72,6 +63,7 @@ enum EnvelopeError: Int, CaseIterable {
         case .notFound: self = .notFound
         case .methodNotAllowed: self = .methodNotAllowed
         case .payloadTooLarge: self = .payloadTooLarge
+        case .tooManyRequests: self = .tooManyAttempts
         case .badGateway, .serviceUnavailable: self = .badGateway
         case .gatewayTimeout: self = .gatewayTimeout
         case .internalError: self = .internalError

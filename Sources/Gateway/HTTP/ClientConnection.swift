@@ -55,14 +55,16 @@ final class ClientConnection {
     var requestStart: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).
     var logLine = AccessLogEntry()
-    /// The answer a `.pending` request gets when its timer fires.
-    var pendingAnswer: [UInt8]?
+    /// The work a `.pending` request waits for, and its ticket: a result that comes back for
+    /// an earlier ticket (its request timed out) is dropped, never given to a later request.
+    var deferred: DeferredAnswer?
+    var deferredTicket: UInt64 = 0
+    /// The answer a `.pending` request gets when its timer fires (the failed-login delay).
+    var pendingAnswer: LocalResponse?
     /// 100 Continue already sent for the request whose body is awaited.
     var sentContinue = false
     /// The current request's route wants envelope-shaped errors.
     var envelopeErrors = false
-    /// The pending login came from the envelope profile.
-    var pendingEnvelope = false
     /// Unix time at which the token of the request in flight expires (0: none, or the route
     /// does not end streams with their token).
     var tokenExpiresAt: Int64 = 0
@@ -76,9 +78,11 @@ final class ClientConnection {
         let issuedAt: Int64
     }
 
-    /// The bytes of a gateway error in the shape the current route wants.
-    func errorBytes(_ response: GatewayResponse, close: Bool) -> [UInt8] {
-        envelopeErrors ? EnvelopeError(response).bytes(close: close) : response.bytes(close: close)
+    /// An answer of the gateway's own in the shape the current route wants, as wire bytes, and
+    /// the status it carries.
+    func wire(_ response: LocalResponse, close: Bool) -> (bytes: [UInt8], status: Int) {
+        let shaped = response.shaped(envelopeErrors: envelopeErrors)
+        return (ResponseWriter.bytes(shaped, close: close, isHEAD: requestIsHEAD), shaped.status)
     }
 
     static let lingerMs: UInt64 = 2_000
@@ -224,6 +228,8 @@ final class ClientConnection {
             }
             logLine.reset()
             logLine.method("-")
+            requestIsHEAD = false
+            envelopeErrors = false
             respondAndClose(response)
             return false
         case let .complete(head):
@@ -236,15 +242,10 @@ final class ClientConnection {
 
     // MARK: local answers
 
-    /// Answers with a prebuilt response; the connection stays open when the request body is
-    /// absent or small enough to read and drop, and closes (lingering) otherwise.
-    func respondLocally(_ response: GatewayResponse, head: RequestHead) {
-        respondLocally(bytes: errorBytes(response, close: false), status: response.status, head: head, closing: response)
-    }
-
     /// Answers and closes: flush, shut the write side, drain input for a bounded time.
     func respondAndClose(_ response: GatewayResponse) {
-        answerAndClose(errorBytes(response, close: true), status: response.status)
+        let answer = wire(.error(response), close: true)
+        answerAndClose(answer.bytes, status: answer.status)
     }
 
     /// Queues `bytes` as the last answer and closes, lingering. An answer that cannot be queued
@@ -261,13 +262,12 @@ final class ClientConnection {
         enterLingering()
     }
 
-    /// Answers the current request with `bytes`. Every answer the gateway gives itself goes
-    /// through here, so the request's body is always accounted for before the next request is
-    /// read: `bodyRead` says the handler has read the whole (Content-Length) body from the
-    /// buffer; otherwise a small body is read and dropped, and a large, chunked or awaited
-    /// (100-continue) one closes the connection, lingering, with `closing`'s answer.
-    func respondLocally(bytes: [UInt8], status: Int, head: RequestHead, bodyRead: Bool = false,
-                        closing: GatewayResponse? = nil) {
+    /// Answers the current request. Every answer the gateway gives itself goes through here, so
+    /// the request's body is always accounted for before the next request is read: `bodyRead`
+    /// says the handler has read the whole (Content-Length) body from the buffer; otherwise a
+    /// small body is read and dropped, and a large, chunked or awaited (100-continue) one closes
+    /// the connection, lingering, after the answer.
+    func respond(_ response: LocalResponse, head: RequestHead, bodyRead: Bool = false) {
         // A chunked body is never read whole by a handler.
         let bodyRead = bodyRead && !head.chunked
         let unread: BodyFraming
@@ -285,14 +285,15 @@ final class ClientConnection {
             let canKeep = keepAlive && !head.expectContinue
                 && (head.chunked || (head.contentLength ?? 0) <= Self.maxDiscardedBody)
             guard canKeep else {
-                if let closing { respondAndClose(closing); return }
-                answerAndClose(bytes, status: status)
+                let answer = wire(response, close: true)
+                answerAndClose(answer.bytes, status: answer.status)
                 return
             }
         }
-        guard appendOutput(bytes) else { respondAndClose(.internalError); return }
-        logLine.status = status
-        logLine.bytes = Int64(bytes.count)
+        let answer = wire(response, close: false)
+        guard appendOutput(answer.bytes) else { respondAndClose(.internalError); return }
+        logLine.status = answer.status
+        logLine.bytes = Int64(answer.bytes.count)
         consumeInput(head.headLength + (bodyRead ? Int(head.contentLength ?? 0) : 0))
         finishLocalRequest()
         if case .none = unread {} else { discardBody(BodyDiscard(unread, limit: Self.maxDiscardedBody)) }

@@ -1,8 +1,8 @@
-/// Responses the gateway answers itself: JSON bodies as DESIGN.md section 1 fixes them,
-/// `{"code":N,"message":"<status text>","details":["<what went wrong>"]}`, prebuilt as bytes
-/// so that answering costs one append.
+/// The errors the gateway answers itself, with their status, status text and default detail;
+/// `ResponseWriter` turns them into DESIGN.md section 1's bodies,
+/// `{"code":N,"message":"<status text>","details":["<what went wrong>"]}`.
 enum GatewayResponse: Int, CaseIterable {
-    case badRequest, unauthorized, forbidden, notFound, methodNotAllowed, payloadTooLarge, uriTooLong
+    case badRequest, unauthorized, forbidden, notFound, methodNotAllowed, payloadTooLarge, uriTooLong, tooManyRequests
     case headersTooLarge, internalError, notImplemented, badGateway, serviceUnavailable, gatewayTimeout
     case versionNotSupported, lengthRequired
 
@@ -16,6 +16,7 @@ enum GatewayResponse: Int, CaseIterable {
         case .lengthRequired: return 411
         case .payloadTooLarge: return 413
         case .uriTooLong: return 414
+        case .tooManyRequests: return 429
         case .headersTooLarge: return 431
         case .internalError: return 500
         case .notImplemented: return 501
@@ -36,6 +37,7 @@ enum GatewayResponse: Int, CaseIterable {
         case .lengthRequired: return "Length Required"
         case .payloadTooLarge: return "Payload Too Large"
         case .uriTooLong: return "URI Too Long"
+        case .tooManyRequests: return "Too Many Requests"
         case .headersTooLarge: return "Request Header Fields Too Large"
         case .internalError: return "Internal Server Error"
         case .notImplemented: return "Not Implemented"
@@ -57,6 +59,7 @@ enum GatewayResponse: Int, CaseIterable {
         case .lengthRequired: return "Length required"
         case .payloadTooLarge: return "Request body too large"
         case .uriTooLong: return "Request line too long"
+        case .tooManyRequests: return "Too many failed logins; retry later"
         case .headersTooLarge: return "Request header section too large"
         case .internalError: return "Internal error"
         case .notImplemented: return "Transfer-Encoding not supported"
@@ -66,36 +69,4 @@ enum GatewayResponse: Int, CaseIterable {
         case .versionNotSupported: return "HTTP version not supported"
         }
     }
-
-    /// The whole response for `detail`: status line, headers and JSON body.
-    static func build(status: Int, reason: String, detail: String, close: Bool, extraHeaders: String = "") -> [UInt8] {
-        let body = "{\"code\":\(status),\"message\":\"\(reason)\",\"details\":[\(jsonString(detail))]}"
-        var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
-        if status == 401 { head += "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" }
-        head += extraHeaders
-        head += close ? "Connection: close\r\n" : ""
-        return Array((head + "\r\n" + body).utf8)
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
-    }
-
-    /// Prebuilt default responses: [keep-alive, close] per case.
-    static let prebuilt: [[[UInt8]]] = allCases.map { r in
-        [build(status: r.status, reason: r.reason, detail: r.detail, close: false),
-         build(status: r.status, reason: r.reason, detail: r.detail, close: true)]
-    }
-
-    @inline(__always)
-    func bytes(close: Bool) -> [UInt8] { Self.prebuilt[rawValue][close ? 1 : 0] }
 }

@@ -96,10 +96,10 @@ extension ClientConnection: ProxyStream {
             respondAndClose(response)
             return
         }
-        let bytes = errorBytes(response, close: false)
-        guard appendOutput(bytes) else { respondAndClose(response); return }
-        logLine.status = response.status
-        logLine.bytes = Int64(bytes.count)
+        let answer = wire(.error(response), close: false)
+        guard appendOutput(answer.bytes) else { respondAndClose(response); return }
+        logLine.status = answer.status
+        logLine.bytes = Int64(answer.bytes.count)
         finishLocalRequest()
         if case .awaitingHead = state { processInput() }
     }

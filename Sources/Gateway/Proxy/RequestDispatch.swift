@@ -2,7 +2,8 @@ import CGatewayShims
 import Glibc
 import TokenCore
 
-/// A request's way up to the proxy: the gateway's own endpoints, the route, the bearer check,
+/// A request's way up to the proxy: the endpoint table (the gateway's own endpoints are answered
+/// by their handlers, EndpointRequest.swift), the route, the bearer check,
 /// the body limit, then the rewritten head on a pooled upstream connection of the same loop,
 /// whose exchange (ProxyExchange.swift) takes it from there.
 extension ClientConnection {
@@ -28,24 +29,21 @@ extension ClientConnection {
         do {
             pathLength = try Router.checkTarget(target)
         } catch {
-            respondLocally(.badRequest, head: head)
+            respond(.error(.badRequest), head: head)
             return readsNextInput
         }
         let path = UnsafeRawBufferPointer(rebasing: target[0..<pathLength])
-        if HeaderName.equals(path, "/healthz") {
-            respondLocally(bytes: AdminResponses.healthy, status: 200, head: head)
+        let routeIndex: Int
+        switch snapshot.endpoints.match(path) {
+        case let .proxy(i):
+            routeIndex = i
+        case .notFound:
+            respond(.error(.notFound), head: head)
             return readsNextInput
-        }
-        if HeaderName.equals(path, "/readyz") {
-            let ready = snapshot.readiness?.isReady ?? true
-            respondLocally(bytes: ready ? AdminResponses.ready : AdminResponses.notReady(snapshot.readiness?.problems ?? []),
-                           status: ready ? 200 : 503, head: head)
-            return readsNextInput
-        }
-        if let answered = handleOwnEndpoint(path, head: head, buffer: buf) { return answered }
-        guard let routeIndex = Router.match(path, routes: snapshot.routes) else {
-            respondLocally(.notFound, head: head)
-            return readsNextInput
+        case let own:
+            let request = EndpointRequest(head: head, bytes: buf, fields: worker.requestFields, worker: worker,
+                                          snapshot: snapshot, peer: peer)
+            return execute(request.answer(own, log: &logLine), head: head)
         }
         let route = snapshot.routes[routeIndex]
         envelopeErrors = route.envelopeErrors
@@ -68,14 +66,14 @@ extension ClientConnection {
                 }
             case let .failure(rule):
                 logLine.rule = rule
-                respondLocally(.unauthorized, head: head)
+                respond(.error(.unauthorized), head: head)
                 return readsNextInput
             }
         }
         // HTTP/1.0 allows a request without Host, but it goes up as HTTP/1.1, where Host is
         // required: refused rather than forwarded without one.
         guard head.host != nil else {
-            respondLocally(.badRequest, head: head)
+            respond(.error(.badRequest), head: head)
             return readsNextInput
         }
         if let length = head.contentLength, length > route.maxBodyBytes {
@@ -88,7 +86,7 @@ extension ClientConnection {
         do {
             u = try pool.acquire()
         } catch {
-            respondLocally(.badGateway, head: head)
+            respond(.error(.badGateway), head: head)
             return readsNextInput
         }
         u.beginExchange(stream: self, limits: snapshot.httpLimits)
@@ -123,14 +121,12 @@ extension ClientConnection {
         consumeInput(head.headLength)
         state = .proxying(u)
         if head.expectContinue && !u.requestComplete && (input?.isEmpty ?? true) {
-            _ = appendOutput(Self.continueLine)
+            _ = appendOutput(ResponseWriter.continueLine)
         }
         u.sendRequest()
         if !(output?.isEmpty ?? true) { _ = flush() }
         return false
     }
-
-    private static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     var isAwaitingHead: Bool {
         if case .awaitingHead = state { return true }
@@ -149,21 +145,4 @@ extension ClientConnection {
     static func isIdempotent(_ method: UnsafeRawBufferPointer) -> Bool {
         method.elementsEqual("GET".utf8) || method.elementsEqual("HEAD".utf8) || method.elementsEqual("OPTIONS".utf8)
     }
-}
-
-/// Fixed answers of the admin endpoints on the main listener.
-enum AdminResponses {
-    static let ready: [UInt8] = {
-        let body = "{\"status\":\"ready\"}"
-        return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-    }()
-
-    static func notReady(_ problems: [String]) -> [UInt8] {
-        GatewayResponse.build(status: 503, reason: "Service Unavailable", detail: problems.joined(separator: "; "), close: false)
-    }
-
-    static let healthy: [UInt8] = {
-        let body = "{\"status\":\"ok\"}"
-        return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
-    }()
 }

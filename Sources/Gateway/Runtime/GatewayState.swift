@@ -6,6 +6,8 @@ import TokenCore
 final class GatewayState: Sendable {
     let config: GatewayConfig
     let routes: [CompiledRoute]
+    /// Every path's endpoint: the gateway's own, then the routes.
+    let endpoints: EndpointTable
     /// Resolved upstream addresses; routes refer to them by index.
     let upstreams: [SocketAddress]
     let upstreamNames: [String]
@@ -97,6 +99,7 @@ final class GatewayState: Sendable {
         routes = compiled.enumerated().sorted { a, b in
             a.element.prefix.count != b.element.prefix.count ? a.element.prefix.count > b.element.prefix.count : a.offset < b.offset
         }.map(\.element)
+        endpoints = EndpointTable(config: config, routes: routes)
         upstreams = addresses
         upstreamNames = names
         policy = VerifierPolicy(issuer: config.tokens.issuer, leeway: config.tokens.leewaySeconds)

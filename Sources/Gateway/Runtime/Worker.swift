@@ -261,13 +261,6 @@ final class Worker {
         return lenient
     }
 
-    /// A password check finished on the blocking pool; the connection may be gone by now.
-    func loginChecked(fd: Int32, generation: UInt32, ok: Bool, user: [UInt8], address: LoginThrottle.PeerKey) {
-        guard case let .client(c)? = loop.handler(fd, generation: generation) else { return }
-        c.finishLogin(ok: ok, user: user, address: address)
-        if case .closed = c.state {} else { c.updateInterest() }
-    }
-
     // MARK: request ids, logging
 
     /// Appends a new request ID (worker prefix + counter) and records it in the log entry; false
