@@ -101,13 +101,9 @@ final class ClientConnection {
 
     // MARK: events
 
-    func handle(_ events: UInt32) {
-        if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
-            readable()
-        }
-        if events & UInt32(EPOLLOUT.rawValue) != 0, case .closed = state {} else if events & UInt32(EPOLLOUT.rawValue) != 0 {
-            writable()
-        }
+    func handle(_ events: IOEvents) {
+        if events.readable { readable() }
+        if events.writable, !isClosed { writable() }
         updateInterest()
     }
 
@@ -158,7 +154,7 @@ final class ClientConnection {
             // Room again toward the client: the upstream may be read again (backpressure).
             u.streamHasRoom()
         case .tunnel(let u):
-            tunnelEvent(u, 0)
+            tunnelEvent(u, .none)
         case .lingering:
             transport.shutdownWrite(fd)
         default:
@@ -392,47 +388,55 @@ final class ClientConnection {
         var rounds = 0
         while true {
             if case .closed = state { return }
-            let mask = interestMask()
+            let interest = self.interest()
             // Bytes already read below the buffer (a TLS record decrypted in part) get no
             // readiness event of their own: take them now.
-            if mask & UInt32(EPOLLIN.rawValue) != 0 && rounds < 16 && transport.hasBufferedInput {
+            if interest.contains(.read) && rounds < 16 && transport.hasBufferedInput {
                 if case .lingering = state {} else {
                     rounds += 1
                     readable()
                     continue
                 }
             }
-            worker.loop.setInterest(fd, mask)
+            do {
+                try worker.loop.setInterest(fd, interest)
+            } catch {
+                worker.logEvent("client connection from \(peer.text) closed: \(error)")
+                abort()
+            }
             return
         }
     }
 
-    private func interestMask() -> UInt32 {
-        var mask: UInt32 = 0
+    private func interest() -> Interest {
+        var interest: Interest = []
         switch state {
         case .awaitingHead:
             // A full buffer is never read into (it would spin): the parser has a verdict for any
             // head that fills it, so it is full only while earlier answers wait to be flushed.
             // Nor is a client read while its earlier answers wait (backpressure).
             if !answersBacklogged && (input.map({ $0.writableBytes > 0 || $0.readerIndex > 0 || $0.capacity < worker.buffers.largeSize }) ?? true) {
-                mask = UInt32(EPOLLIN.rawValue)
+                interest = .read
             }
         case .discardingBody, .lingering:
-            mask = UInt32(EPOLLIN.rawValue)
+            interest = .read
         case .pending:
-            if (input?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }
+            if (input?.writableBytes ?? 1) > 0 { interest = .read }
         case .proxying(let u):
-            if !peerClosed && (!u.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0) {
-                mask = UInt32(EPOLLIN.rawValue)
-            }
+            if !u.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0 { interest = .read }
         case .tunnel(let u):
-            if !peerClosed && (u.output?.writableBytes ?? 1) > 0 { mask = UInt32(EPOLLIN.rawValue) }
+            if (u.output?.writableBytes ?? 1) > 0 { interest = .read }
         case .closed:
-            return 0
+            return []
         }
-        if outputPending { mask |= UInt32(EPOLLOUT.rawValue) }
-        if peerClosed { mask &= ~UInt32(EPOLLIN.rawValue) }
-        return mask
+        if outputPending { interest.insert(.write) }
+        if peerClosed { interest.remove(.read) }
+        return interest
+    }
+
+    var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
     }
 
     /// Moves the deadline; the heap gets a new entry only when it moves earlier.

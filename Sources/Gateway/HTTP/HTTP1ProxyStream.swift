@@ -155,8 +155,8 @@ extension ClientConnection: ProxyStream {
         moveTunnelBytes(u)
     }
 
-    func tunnelEvent(_ u: UpstreamConnection, _ events: UInt32) {
-        if events & UInt32(EPOLLOUT.rawValue) != 0 { _ = u.flush() }
+    func tunnelEvent(_ u: UpstreamConnection, _ events: IOEvents) {
+        if events.writable { _ = u.flush() }
         switch u.readOnce() {
         case nil:
             abort()
@@ -203,10 +203,10 @@ extension ClientConnection: ProxyStream {
             input = inp
         }
         guard flush(), u.flush() else { abort(); return }
-        var mask: UInt32 = 0
-        if let out = u.output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
-        if !u.eof, output.map({ $0.writableBytes > 0 }) ?? true { mask |= UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
-        worker.loop.setInterest(u.fd, mask)
+        var interest: Interest = []
+        if let out = u.output, !out.isEmpty { interest.insert(.write) }
+        if !u.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
+        do { try worker.loop.setInterest(u.fd, interest) } catch { abort(); return }
         if u.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
     }
 }

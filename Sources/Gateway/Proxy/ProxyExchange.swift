@@ -78,7 +78,7 @@ extension UpstreamConnection {
 
     // MARK: upstream events
 
-    func exchangeEvent(_ events: UInt32) {
+    func exchangeEvent(_ events: IOEvents) {
         guard let stream else { pool.close(self); return }
         defer { stream.exchangeEventHandled() }
         if upstreamWasStale(events) {
@@ -90,19 +90,19 @@ extension UpstreamConnection {
             return
         }
         if phase == .connecting {
-            if events & UInt32(EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 || Socket.pendingError(fd) != 0 {
+            if events.failed || Socket.pendingError(fd) != 0 {
                 upstreamFailed()
                 return
             }
             phase = .active
             stream.exchangeWaits(requestComplete ? .response : .body)
         }
-        if events & UInt32(EPOLLOUT.rawValue) != 0 {
+        if events.writable {
             guard flush(), pushRequest() else { upstreamFailed(); return }
             guard self.stream != nil else { return }
             if requestComplete && !responseHeadDone { stream.exchangeProgressed() }
         }
-        if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
+        if events.readable {
             switch readOnce() {
             case nil:
                 upstreamFailed()
@@ -122,23 +122,22 @@ extension UpstreamConnection {
     /// A pooled connection whose readiness came in the same loop batch that took it from the
     /// pool: the bytes (or the close) were there before this exchange's request was written, so
     /// they are stray bytes of an earlier answer, never this request's answer.
-    private func upstreamWasStale(_ events: UInt32) -> Bool {
-        reused && !gotBytes && takenInBatch == pool.worker.loop.batch
-            && events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0
+    private func upstreamWasStale(_ events: IOEvents) -> Bool {
+        reused && !gotBytes && takenInBatch == pool.worker.loop.batch && events.readable
     }
 
     /// Writable while the request is unsent, readable while the client side has room.
     func updateInterest() {
         guard phase == .active || phase == .connecting, let stream else { return }
-        var mask: UInt32 = 0
+        var interest: Interest = []
         if phase == .connecting {
-            mask = UInt32(EPOLLOUT.rawValue)
+            interest = .write
         } else {
-            if let out = output, !out.isEmpty { mask |= UInt32(EPOLLOUT.rawValue) }
+            if let out = output, !out.isEmpty { interest.insert(.write) }
             let upstreamRoom = input.map { $0.writableBytes > 0 || $0.readerIndex > 0 } ?? true
-            if stream.canTakeResponse && upstreamRoom && !eof { mask |= UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue) }
+            if stream.canTakeResponse && upstreamRoom && !eof { interest.insert(.read) }
         }
-        pool.worker.loop.setInterest(fd, mask)
+        do { try pool.worker.loop.setInterest(fd, interest) } catch { upstreamFailed() }
     }
 
     // MARK: response

@@ -45,7 +45,7 @@ protocol ProxyStream: AnyObject {
     /// The upstream accepted the upgrade (101, its head `headLength` bytes at the front of the
     /// exchange's input): from now on bytes pass both ways as they are, through `tunnelEvent`.
     func upgradeAccepted(_ exchange: UpstreamConnection, headLength: Int)
-    func tunnelEvent(_ exchange: UpstreamConnection, _ events: UInt32)
+    func tunnelEvent(_ exchange: UpstreamConnection, _ events: IOEvents)
 
     /// The exchange now waits for `wait`: the stream's deadline moves to its timeout.
     func exchangeWaits(_ wait: ExchangeWait)

@@ -170,8 +170,13 @@ final class UpstreamPool {
         let fd = try Socket.connect(address)
         let gen = worker.loop.generation(of: fd) &+ 1
         let u = UpstreamConnection(fd: fd, generation: gen, pool: self, phase: .connecting)
-        let registered = worker.loop.register(fd, events: UInt32(EPOLLOUT.rawValue), handler: .upstream(u))
-        precondition(registered == gen)
+        do {
+            let registered = try worker.loop.register(fd, interest: .write, handler: .upstream(u))
+            precondition(registered == gen)
+        } catch {
+            Syscall.close(fd)
+            throw error
+        }
         return u
     }
 
@@ -184,7 +189,7 @@ final class UpstreamPool {
         u.phase = .idle
         u.idleSince = worker.loop.now
         // Readable while idle means the upstream closed it (or sent garbage): drop it then.
-        worker.loop.setInterest(u.fd, UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+        do { try worker.loop.setInterest(u.fd, .read) } catch { close(u); return }
         idle.append(u)
     }
 

@@ -46,7 +46,7 @@ final class EventLoop {
         guard wakeFD >= 0 else { throw SystemError(call: "eventfd", errno: errno) }
         events = .allocate(byteCount: eventSize * maxEvents, alignment: 8)
         updateClock()
-        _ = register(wakeFD, events: UInt32(EPOLLIN.rawValue), handler: .wakeup)
+        try register(wakeFD, interest: .read, handler: .wakeup)
     }
 
     deinit {
@@ -65,9 +65,10 @@ final class EventLoop {
 
     // MARK: registrations
 
-    /// Registers `fd` with an interest mask; returns its generation.
+    /// Registers `fd` with `interest`; returns its generation. Fails (nothing registered) when
+    /// the kernel refuses, e.g. out of memory: the caller closes the descriptor, the loop lives.
     @discardableResult
-    func register(_ fd: Int32, events mask: UInt32, handler: LoopHandler) -> UInt32 {
+    func register(_ fd: Int32, interest: Interest, handler: LoopHandler) throws(SystemError) -> UInt32 {
         let i = Int(fd)
         if i >= handlers.count {
             let n = max(i + 1, handlers.count * 2, 64)
@@ -76,20 +77,26 @@ final class EventLoop {
             interests.append(contentsOf: repeatElement(0, count: n - interests.count))
         }
         generations[i] &+= 1
+        let mask = interest.epollMask
+        guard gw_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32) == 0 else {
+            throw SystemError(call: "epoll_ctl(ADD)", errno: errno)
+        }
         handlers[i] = handler
         interests[i] = mask
-        let rc = gw_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32)
-        precondition(rc == 0, "epoll_ctl ADD failed for fd \(fd): errno \(errno)")
         return generations[i]
     }
 
-    /// Changes the interest mask, with a syscall only when it actually changes.
+    /// Changes what `fd` is watched for, with a syscall only when it changes. Fails when the
+    /// kernel refuses; the caller ends the connection, with the reason.
     @inline(__always)
-    func setInterest(_ fd: Int32, _ mask: UInt32) {
+    func setInterest(_ fd: Int32, _ interest: Interest) throws(SystemError) {
         let i = Int(fd)
+        let mask = interest.epollMask
         guard interests[i] != mask else { return }
+        guard gw_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32) == 0 else {
+            throw SystemError(call: "epoll_ctl(MOD)", errno: errno)
+        }
         interests[i] = mask
-        _ = gw_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32)
     }
 
     /// Forgets `fd` (before it is closed); pending events and timers for it become stale.
@@ -135,7 +142,7 @@ final class EventLoop {
     /// Waits for events (at most until the earliest timer or `maxWaitMs`), then calls `body`
     /// for each with its handler; stale events are skipped.
     @inline(__always)
-    func wait(maxWaitMs: Int32, _ body: (LoopHandler, Int32, UInt32) -> Void) {
+    func wait(maxWaitMs: Int32, _ body: (LoopHandler, Int32, IOEvents) -> Void) {
         var timeout = maxWaitMs
         if let t = timers.earliest {
             timeout = t <= now ? 0 : Int32(min(UInt64(maxWaitMs), t - now))
@@ -149,7 +156,7 @@ final class EventLoop {
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
             let gen = UInt32(truncatingIfNeeded: data >> 32)
             guard let h = handler(fd, generation: gen) else { continue }
-            body(h, fd, gw_epoll_event_events(events, Int32(k)))
+            body(h, fd, IOEvents(epollBits: gw_epoll_event_events(events, Int32(k))))
         }
     }
 

@@ -63,10 +63,10 @@ final class Worker {
     /// kernel spreads accepts).
     func listen() throws {
         listenFD = try Socket.listen(state.listen)
-        loop.register(listenFD, events: UInt32(EPOLLIN.rawValue), handler: .listener)
+        try loop.register(listenFD, interest: .read, handler: .listener)
         if let address = state.tlsListen {
             tlsListenFD = try Socket.listen(address)
-            loop.register(tlsListenFD, events: UInt32(EPOLLIN.rawValue), handler: .tlsListener)
+            try loop.register(tlsListenFD, interest: .read, handler: .tlsListener)
         }
     }
 
@@ -102,7 +102,7 @@ final class Worker {
         onExit?()
     }
 
-    private func upstreamEvent(_ u: UpstreamConnection, _ events: UInt32) {
+    private func upstreamEvent(_ u: UpstreamConnection, _ events: IOEvents) {
         switch u.phase {
         case .idle:
             // An idle pooled connection became readable: the upstream closed it (or misbehaves).
@@ -157,8 +157,17 @@ final class Worker {
             }
             let gen = loop.generation(of: fd) &+ 1
             let c = ClientConnection(fd: fd, generation: gen, worker: self, peer: peer, snapshot: state, transport: transport)
-            let registered = loop.register(fd, events: UInt32(EPOLLIN.rawValue), handler: .client(c))
-            precondition(registered == gen)
+            do {
+                let registered = try loop.register(fd, interest: .read, handler: .client(c))
+                precondition(registered == gen)
+            } catch {
+                // The kernel cannot watch one more descriptor (out of memory): this client is
+                // turned away, the worker lives on.
+                logEvent("connection from \(peer.text) refused: \(error)")
+                Syscall.close(fd)
+                pauseAccepting()
+                return
+            }
             connectionCount += 1
             c.armIdleDeadline()
         }
@@ -192,16 +201,20 @@ final class Worker {
     private func pauseAccepting() {
         guard !acceptPaused, listenFD >= 0 else { return }
         acceptPaused = true
-        loop.setInterest(listenFD, 0)
-        if tlsListenFD >= 0 { loop.setInterest(tlsListenFD, 0) }
+        setListenerInterest([])
+    }
+
+    private func setListenerInterest(_ interest: Interest) {
+        for fd in [listenFD, tlsListenFD] where fd >= 0 {
+            do { try loop.setInterest(fd, interest) } catch { logEvent("listener: \(error)") }
+        }
     }
 
     func connectionClosed(_ c: ClientConnection) {
         connectionCount -= 1
         if acceptPaused && !draining && listenFD >= 0 {
             acceptPaused = false
-            loop.setInterest(listenFD, UInt32(EPOLLIN.rawValue))
-            if tlsListenFD >= 0 { loop.setInterest(tlsListenFD, UInt32(EPOLLIN.rawValue)) }
+            setListenerInterest(.read)
         }
         if draining && connectionCount == 0 { stopped = true }
     }
