@@ -5,8 +5,7 @@ import XCTest
 /// Whose failures count: the socket peer, and X-Forwarded-For only from trusted proxies.
 final class ClientAddressTests: XCTestCase {
     func login(_ gw: GatewayHarness, forwardedFor: String) throws -> Int {
-        let body = #"{"username":"admin","password":"wrong"}"#
-        return try gw.request("POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Forwarded-For: \(forwardedFor)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)").status
+        try gw.login(password: "wrong", headers: "X-Forwarded-For: \(forwardedFor)\r\n").status
     }
 
     func testForwardedForIsIgnoredFromAnUntrustedPeer() throws {

@@ -117,20 +117,12 @@ final class DatarheiStyleClient {
     }
 }
 
-/// Collects what the login threads saw (written from several threads).
-private final class LoginOutcomes: @unchecked Sendable {
-    struct Outcome {
-        var response: HTTPResponse?
-        var error: String?
-        var seconds: Double
-        var answeredAt: Date
-    }
-
-    private let lock = NSLock()
-    private var list: [Outcome] = []
-
-    func add(_ o: Outcome) { lock.lock(); list.append(o); lock.unlock() }
-    var all: [Outcome] { lock.lock(); defer { lock.unlock() }; return list }
+/// What one login thread saw.
+private struct LoginOutcome {
+    var response: HTTPResponse?
+    var error: String?
+    var seconds: Double
+    var answeredAt: Date
 }
 
 /// datarhei Core's login contract (DESIGN.md section 1) end to end against the real binary, as
@@ -256,7 +248,7 @@ final class DatarheiClientTests: XCTestCase {
         let gw = try GatewayHarness(sections: "[login]\nfailure_delay = \"1s\"\nmax_failures_per_address = 5\nmax_failures_per_user = 100\n",
                                     workers: 1, password: password)
         let port = gw.port
-        let outcomes = LoginOutcomes()
+        let outcomes = Locked<[LoginOutcome]>([])
         let connected = DispatchGroup()
         let finished = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
@@ -271,7 +263,7 @@ final class DatarheiClientTests: XCTestCase {
                 let client: RawClient
                 do { client = try RawClient(port: port, timeout: 20) } catch {
                     connected.leave()
-                    outcomes.add(.init(response: nil, error: "connect: \(error)", seconds: 0, answeredAt: Date()))
+                    outcomes.withLock { $0.append(LoginOutcome(response: nil, error: "connect: \(error)", seconds: 0, answeredAt: Date())) }
                     return
                 }
                 connected.leave()
@@ -280,9 +272,9 @@ final class DatarheiClientTests: XCTestCase {
                 do {
                     try client.send(request)
                     let r = try client.readResponse()
-                    outcomes.add(.init(response: r, error: nil, seconds: Date().timeIntervalSince(start), answeredAt: Date()))
+                    outcomes.withLock { $0.append(LoginOutcome(response: r, error: nil, seconds: Date().timeIntervalSince(start), answeredAt: Date())) }
                 } catch {
-                    outcomes.add(.init(response: nil, error: "\(error)", seconds: Date().timeIntervalSince(start), answeredAt: Date()))
+                    outcomes.withLock { $0.append(LoginOutcome(response: nil, error: "\(error)", seconds: Date().timeIntervalSince(start), answeredAt: Date())) }
                 }
             }
             t.start()
@@ -314,7 +306,7 @@ final class DatarheiClientTests: XCTestCase {
         }
 
         XCTAssertEqual(finished.wait(timeout: .now() + 30), .success, "every login thread finished in time")
-        let all = outcomes.all
+        let all = outcomes.value
         XCTAssertEqual(all.count, threads)
         var unauthorized = 0, throttled = 0
         for o in all {

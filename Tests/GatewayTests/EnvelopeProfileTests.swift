@@ -4,29 +4,21 @@ import TokenCore
 import XCTest
 
 /// What a request made on another thread saw (written from that thread, read after it is done).
-private final class EnvelopeOutcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var response: HTTPResponse?
-    private var failure: String?
-    private var seconds: Double = 0
-    private var answeredAt = Date.distantFuture
+private struct EnvelopeOutcome {
+    var response: HTTPResponse?
+    var failure: String?
+    var seconds: Double = 0
+    var answeredAt = Date.distantFuture
+}
 
-    func record(_ r: HTTPResponse, seconds: Double) {
-        lock.lock(); defer { lock.unlock() }
-        response = r
-        self.seconds = seconds
-        answeredAt = Date()
+extension Locked where Value == EnvelopeOutcome {
+    fileprivate func record(_ r: HTTPResponse, seconds: Double) {
+        withLock { $0.response = r; $0.seconds = seconds; $0.answeredAt = Date() }
     }
 
-    func fail(_ why: String) {
-        lock.lock(); defer { lock.unlock() }
-        failure = why
-    }
+    fileprivate func fail(_ why: String) { withLock { $0.failure = why } }
 
-    var result: (response: HTTPResponse?, failure: String?, seconds: Double, answeredAt: Date) {
-        lock.lock(); defer { lock.unlock() }
-        return (response, failure, seconds, answeredAt)
-    }
+    fileprivate var result: EnvelopeOutcome { value }
 }
 
 /// The "envelope" login profile, end to end against the real binary, written from its contract:
@@ -499,7 +491,7 @@ final class EnvelopeProfileTests: XCTestCase {
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let port = gw.port
         let count = 6
-        let outcomes = (0..<count).map { _ in EnvelopeOutcome() }
+        let outcomes = (0..<count).map { _ in Locked(EnvelopeOutcome()) }
         let connected = DispatchGroup()
         let finished = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
@@ -827,7 +819,7 @@ final class EnvelopeProfileTests: XCTestCase {
         let body = jsonText(["user": "admin", "password": "not-\(password)"])
         let raw = "POST \(loginPath) HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let port = gw.port
-        let outcome = EnvelopeOutcome()
+        let outcome = Locked(EnvelopeOutcome())
         let sent = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {

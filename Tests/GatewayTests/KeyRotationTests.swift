@@ -15,9 +15,8 @@ final class KeyRotationTests: XCTestCase {
         let gw = try GatewayHarness(workers: 2)
         let keysPath = gw.dir.path("keys.json")
         let before = try token(gw.ring, kid: "cur"), old = try token(gw.ring, kid: "old")
-        let failures = ManagedAtomicCounter(), served = ManagedAtomicCounter()
-        let stop = ManagedAtomicCounter()
-        let tokens = LockedTokens([before, old])
+        let failures = Locked(0), served = Locked(0), stop = Locked(0)
+        let tokens = Locked([before, old])
         let group = DispatchGroup()
         let port = gw.port
         for _ in 0..<4 {
@@ -27,7 +26,7 @@ final class KeyRotationTests: XCTestCase {
                 guard let c = try? RawClient(port: port, timeout: 5) else { failures.add(); return }
                 var i = 0
                 while stop.value == 0 {
-                    let list = tokens.all
+                    let list = tokens.value
                     let t = list[i % list.count]
                     i += 1
                     guard (try? c.send("GET /api/v3/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(t)\r\n\r\n")) != nil,
@@ -36,27 +35,27 @@ final class KeyRotationTests: XCTestCase {
                 }
             }
         }
-        // Three rotations, a second apart, each adding tokens of the new active key to the load.
-        for n in 1...3 {
-            usleep(1_000_000)
+        // Three rotations, each under load, each adding tokens of the new active key to the load.
+        for _ in 1...3 {
+            let servedBefore = served.value
+            XCTAssertTrue(waitUntil(seconds: 10) { served.value >= servedBefore + 50 }, "the load runs")
             XCTAssertEqual(try GatewayBinary.run(["keys", "rotate", "--keys", keysPath]).status, 0)
             // The watcher polls once a second; the tokens of the new key join the load once the
-            // gateway says it has the new ring.
-            let deadline = Date().addingTimeInterval(10)
-            while gw.log.components(separatedBy: "a change of the keys file").count - 1 < n && Date() < deadline { usleep(50_000) }
-            usleep(100_000)
+            // gateway accepts them.
             let ring = try KeyRing.fromJWKSet(try String(contentsOfFile: keysPath, encoding: .utf8))
-            tokens.add(try token(ring, kid: ring.activeKey!.kid))
+            let fresh = try token(ring, kid: ring.activeKey!.kid)
+            XCTAssertTrue(waitUntil(seconds: 10) { (try? gw.get("/api/v3/x", headers: "Authorization: Bearer \(fresh)\r\n").status) == 200 })
+            tokens.withLock { $0.append(fresh) }
         }
-        usleep(1_000_000)
+        let servedBefore = served.value
+        XCTAssertTrue(waitUntil(seconds: 10) { served.value >= servedBefore + 50 })
         stop.add()
         XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
         XCTAssertEqual(failures.value, 0, "no valid token failed during the rotations")
         XCTAssertGreaterThan(served.value, 100)
         // Retire the original verify key: its tokens are refused within the watcher's poll.
         XCTAssertEqual(try GatewayBinary.run(["keys", "retire", "--keys", keysPath, "old"]).status, 0)
-        usleep(1_600_000)
-        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(old)\r\n").status, 401)
+        XCTAssertTrue(waitUntil(seconds: 10) { (try? gw.get("/api/v3/x", headers: "Authorization: Bearer \(old)\r\n").status) == 401 })
         XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(before)\r\n").status, 200, "cur still verifies")
         XCTAssertTrue(gw.log.contains("a change of the keys file"), gw.log)
     }
@@ -64,7 +63,7 @@ final class KeyRotationTests: XCTestCase {
     func testReloadingAnInvalidConfigurationUnderLoadChangesNothing() throws {
         let gw = try GatewayHarness(workers: 2)
         let token = gw.token()
-        let failures = ManagedAtomicCounter(), served = ManagedAtomicCounter(), stop = ManagedAtomicCounter()
+        let failures = Locked(0), served = Locked(0), stop = Locked(0)
         let group = DispatchGroup()
         let port = gw.port
         for _ in 0..<3 {
@@ -80,10 +79,10 @@ final class KeyRotationTests: XCTestCase {
             }
         }
         let original = try String(contentsOfFile: gw.configPath, encoding: .utf8)
-        for broken in ["[server\n", original + "\n[server]\nlisten = 3\n", original.replacingOccurrences(of: "/api/v3/", with: "no-slash")] {
+        for (n, broken) in ["[server\n", original + "\n[server]\nlisten = 3\n", original.replacingOccurrences(of: "/api/v3/", with: "no-slash")].enumerated() {
             try broken.write(toFile: gw.configPath, atomically: true, encoding: .utf8)
             gw.signal(SIGHUP)
-            usleep(700_000)
+            XCTAssertTrue(waitUntil(seconds: 10) { gw.log.components(separatedBy: "reload refused").count - 1 == n + 1 })
         }
         stop.add()
         XCTAssertEqual(group.wait(timeout: .now() + 15), .success)
@@ -95,7 +94,7 @@ final class KeyRotationTests: XCTestCase {
     func testAnInvalidKeysFileIsRefusedAndTheOldRingStays() throws {
         let gw = try GatewayHarness()
         try "{\"keys\":[]}".write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)
-        usleep(1_600_000)
+        XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("reload refused") }, gw.log)
         XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200)
         XCTAssertTrue(gw.log.contains("reload refused"), gw.log)
     }
@@ -105,27 +104,12 @@ final class KeyRotationTests: XCTestCase {
         var keys = gw.ring.keys
         keys[0].deactivatedAt = Int64(Date().timeIntervalSince1970) - 3 * 86_400  // "old": 3 days ago, refresh lifetime 24 h
         try KeyRing(keys: keys).jwkSetText().write(toFile: gw.dir.path("keys.json"), atomically: true, encoding: .utf8)
-        usleep(1_600_000)
+        XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("retired automatically") }, gw.log)
         let old = try token(gw.ring, kid: "old")
         XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(old)\r\n").status, 401)
         XCTAssertTrue(gw.log.contains("retired automatically"), gw.log)
         XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200)
     }
-}
-
-final class ManagedAtomicCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func add() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
-}
-
-final class LockedTokens: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [String]
-    init(_ list: [String]) { self.list = list }
-    func add(_ t: String) { lock.lock(); list.append(t); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
 }
 
 /// Scheduled rotation, with two gateways sharing one keys file.
@@ -156,16 +140,21 @@ final class ScheduledRotationTests: XCTestCase {
         try second.run()
         defer { if second.isRunning { kill(second.processIdentifier, SIGKILL); second.waitUntilExit() } }
         try waitForPort(secondPort)
-        usleep(3_000_000)
-        let ring = try KeyRing.fromJWKSet(try String(contentsOfFile: keysPath, encoding: .utf8))
-        XCTAssertEqual(ring.keys.count, 3, "exactly one rotation: \(ring.keys.map { "\($0.kid):\($0.state)" })")
-        XCTAssertEqual(ring.keys.first { $0.kid == "cur" }?.state, .verify)
-        // Both gateways accept tokens of the new key (they reloaded the rotated file).
+        func keys() -> KeyRing? { (try? String(contentsOfFile: keysPath, encoding: .utf8)).flatMap { try? KeyRing.fromJWKSet($0) } }
+        XCTAssertTrue(waitUntil(seconds: 10) { (keys()?.keys.count ?? 0) >= 3 }, "rotated")
+        let ring = try XCTUnwrap(keys())
+        // Both gateways accept tokens of the new key once they have reloaded the rotated file;
+        // from then on each sees a young active key, so neither rotates again.
         let newToken = try TokenIssuer(settings: IssuerSettings()).issue(subject: "s", use: .access, ring: ring,
                                                                          now: Int64(Date().timeIntervalSince1970)).token
-        XCTAssertEqual(try first.get("/api/v3/x", headers: "Authorization: Bearer \(newToken)\r\n").status, 200)
-        let c = try RawClient(port: secondPort)
-        try c.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(newToken)\r\n\r\n")
-        XCTAssertEqual(try c.readResponse().status, 200)
+        func status(_ port: UInt16) -> Int? {
+            guard let c = try? RawClient(port: port) else { return nil }
+            guard (try? c.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(newToken)\r\n\r\n")) != nil else { return nil }
+            return try? c.readResponse().status
+        }
+        XCTAssertTrue(waitUntil(seconds: 10) { status(first.port) == 200 && status(secondPort) == 200 })
+        let after = try XCTUnwrap(keys())
+        XCTAssertEqual(after.keys.count, 3, "exactly one rotation: \(after.keys.map { "\($0.kid):\($0.state)" })")
+        XCTAssertEqual(after.keys.first { $0.kid == "cur" }?.state, .verify)
     }
 }

@@ -110,7 +110,7 @@ final class ProxyForwardingTests: XCTestCase {
             raw += i % 2 == 0 ? "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /api/v3/q/\(i) HTTP/1.1\r\nHost: x\r\n\r\n"
         }
         let bytes = Array(raw.utf8)
-        let sent = ManagedAtomicCounter(), blocked = ManagedAtomicCounter()
+        let sent = Locked(0), blocked = Locked(0)
         let fd = c.fd
         let writer = Thread {
             var done = 0

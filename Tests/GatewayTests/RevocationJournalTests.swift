@@ -114,8 +114,7 @@ final class RevocationJournalTests: XCTestCase {
 /// Logout end to end, across a crash.
 final class LogoutTests: XCTestCase {
     func login(_ gw: GatewayHarness) throws -> (access: String, refresh: String) {
-        let body = #"{"username":"admin","password":"pw"}"#
-        let r = try gw.request("POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let r = try gw.login(password: "pw")
         XCTAssertEqual(r.status, 200)
         return (r.json?["access_token"] as? String ?? "", r.json?["refresh_token"] as? String ?? "")
     }
@@ -151,7 +150,7 @@ final class LogoutTests: XCTestCase {
             .replacingOccurrences(of: "[api.auth.jwt]", with: "[api.auth.jwt]\nrevoke_access_on_logout = true")
         try text.write(toFile: on.configPath, atomically: true, encoding: .utf8)
         on.signal(SIGHUP)
-        usleep(600_000)
+        XCTAssertTrue(waitUntil(seconds: 10) { on.log.contains("reloaded configuration") }, on.log)
         let b = try login(on), other = try login(on)
         XCTAssertEqual(try on.get("/api/v3/x", headers: "Authorization: Bearer \(b.access)\r\n").status, 200)
         XCTAssertEqual(try on.request("POST /api/logout HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(b.refresh)\r\nContent-Length: 0\r\n\r\n").status, 204)

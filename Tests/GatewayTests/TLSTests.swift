@@ -153,10 +153,7 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
         gw.signal(SIGHUP)
         var second = first
-        for _ in 0..<40 where second == first {
-            usleep(100_000)
-            second = try gw.connectTLS().peerCertificateSHA256
-        }
+        XCTAssertTrue(waitUntil(seconds: 5) { second = (try? self.gw.connectTLS().peerCertificateSHA256) ?? first; return second != first })
         XCTAssertNotEqual(second, first, "new connections get the new certificate")
         try before.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
         XCTAssertEqual(try before.readResponse().status, 200, "the open connection keeps its session")
@@ -168,8 +165,7 @@ final class TLSTests: XCTestCase {
         let first = try gw.connectTLS().peerCertificateSHA256
         try "not a certificate".write(toFile: gw.certPath, atomically: true, encoding: .utf8)
         gw.signal(SIGHUP)
-        usleep(500_000)
-        XCTAssertTrue(gw.log.contains("reload refused"), gw.log)
+        XCTAssertTrue(waitUntil(seconds: 10) { self.gw.log.contains("reload refused") }, gw.log)
         XCTAssertEqual(try gw.connectTLS { $0.caFile = trusted }.peerCertificateSHA256, first)
     }
 

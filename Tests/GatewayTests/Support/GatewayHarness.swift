@@ -149,6 +149,13 @@ final class GatewayHarness {
 
     var bearer: String { "Authorization: Bearer \(token())\r\n" }
 
+    /// `POST /api/login` with a JSON body, on a connection of its own; `headers` end in CRLF.
+    func login(username: String = "admin", password: String, headers: String = "") throws -> HTTPResponse {
+        let body = try String(decoding: JSONSerialization.data(withJSONObject: ["username": username, "password": password]), as: UTF8.self)
+        return try request("POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(headers)"
+                           + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    }
+
     // MARK: clients
 
     func connect() throws -> RawClient { try RawClient(port: port) }
