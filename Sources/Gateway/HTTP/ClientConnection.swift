@@ -423,7 +423,7 @@ final class ClientConnection {
         case .pending:
             if (input?.writableBytes ?? 1) > 0 { interest = .read }
         case .proxying(let u):
-            if !u.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0 { interest = .read }
+            if !u.exchange.requestComplete ? (u.output?.writableBytes ?? 1) > 64 : (input?.writableBytes ?? 1) > 0 { interest = .read }
         case .tunnel(let u):
             if (u.output?.writableBytes ?? 1) > 0 { interest = .read }
         case .closed:
@@ -459,7 +459,7 @@ final class ClientConnection {
     func progress() {
         switch state {
         case .proxying(let u):
-            let t = u.responseHeadDone || !u.requestComplete ? config.server.bodyTimeoutMs : config.server.responseTimeoutMs
+            let t = u.exchange.awaitsAnswerHead ? config.server.responseTimeoutMs : config.server.bodyTimeoutMs
             deadline = worker.loop.now + UInt64(t)
         case .tunnel:
             deadline = worker.loop.now + UInt64(config.server.idleTimeoutMs)
@@ -505,7 +505,7 @@ final class ClientConnection {
     private func peerDidClose() {
         switch state {
         case .proxying(let u):
-            if !u.requestComplete {
+            if !u.exchange.requestComplete {
                 u.pool.close(u)
                 close()
             } else {

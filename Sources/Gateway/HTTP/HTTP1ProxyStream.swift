@@ -9,21 +9,21 @@ import Glibc
 extension ClientConnection: ProxyStream {
     // MARK: request body
 
-    func moveRequestBody(into out: inout ByteBuffer, for u: UpstreamConnection) -> ChunkedRelay.Outcome {
+    func moveRequestBody(into out: inout ByteBuffer, exchange: inout ExchangeState) -> ChunkedRelay.Outcome {
         guard var inp = input else {
-            if case .length(0) = u.requestBody { return .done }
+            if case .length(0) = exchange.requestBody { return .done }
             return .progress
         }
         defer { input = inp }
-        switch u.requestBody {
+        switch exchange.requestBody {
         case let .length(remaining):
             let n = out.move(from: &inp, limit: remaining)
-            u.requestBody = .length(remaining - Int64(n))
+            exchange.requestBody = .length(remaining - Int64(n))
             return remaining - Int64(n) == 0 ? .done : .progress
         case var .chunked(decoder):
             let outcome = ChunkedRelay.relay(from: &inp, to: &out, decoder: &decoder, reframe: true,
-                                             moved: &u.requestBodyBytes, limit: u.maxRequestBody)
-            u.requestBody = .chunked(decoder)
+                                             moved: &exchange.requestBodyBytes, limit: exchange.maxRequestBody)
+            exchange.requestBody = .chunked(decoder)
             return outcome
         case .none, .untilClose:
             return .done
@@ -205,8 +205,8 @@ extension ClientConnection: ProxyStream {
         guard flush(), u.flush() else { abort(); return }
         var interest: Interest = []
         if let out = u.output, !out.isEmpty { interest.insert(.write) }
-        if !u.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
+        if !u.exchange.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
         do { try worker.loop.setInterest(u.fd, interest) } catch { abort(); return }
-        if u.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
+        if u.exchange.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
     }
 }

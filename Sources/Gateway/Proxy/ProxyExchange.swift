@@ -13,13 +13,13 @@ extension UpstreamConnection {
         guard let stream else { return }
         guard pushRequest() else { upstreamFailed(); return }
         guard self.stream != nil else { return }
-        stream.exchangeWaits(phase == .connecting ? .connect : (requestComplete ? .response : .body))
+        stream.exchangeWaits(exchange.wait(connecting: phase == .connecting))
         updateInterest()
     }
 
     /// The client sent more of the request body.
     func requestBodyArrived() {
-        guard !requestComplete else { return }
+        guard !exchange.requestComplete else { return }
         guard pushRequest() else { upstreamFailed(); return }
         if stream != nil { updateInterest() }
     }
@@ -33,7 +33,7 @@ extension UpstreamConnection {
             guard stream != nil, phase != .connecting, let pending = output?.readableBytes else { return true }
             guard flush() else { return false }
             // Done, or the socket is full (EPOLLOUT resumes), or nothing more came from the client.
-            if requestComplete || !(output?.isEmpty ?? true) || pending == 0 { return true }
+            if exchange.requestComplete || !(output?.isEmpty ?? true) || pending == 0 { return true }
         }
     }
 
@@ -47,7 +47,7 @@ extension UpstreamConnection {
     /// The exchange's deadline passed: 504 before the answer began, cut after.
     func exchangeTimedOut() {
         guard let stream else { return }
-        if responseStarted {
+        if exchange.responseStarted {
             stream.exchangeAborted()
         } else {
             answerError(.gatewayTimeout)
@@ -56,12 +56,12 @@ extension UpstreamConnection {
 
     /// Moves request body bytes from the client side into `output`, within the route's limit.
     private func pumpRequestBody() {
-        guard !requestComplete, let stream, output != nil else { return }
-        switch stream.moveRequestBody(into: &output!, for: self) {
+        guard !exchange.requestComplete, let stream, output != nil else { return }
+        switch stream.moveRequestBody(into: &output!, exchange: &exchange) {
         case .progress:
             break
         case .done:
-            requestComplete = true
+            exchange.requestComplete = true
         case .malformed:
             refuseRequestBody(.badRequest)
         case .tooLarge:
@@ -71,7 +71,7 @@ extension UpstreamConnection {
 
     private func refuseRequestBody(_ response: GatewayResponse) {
         guard let stream else { return }
-        let started = responseStarted
+        let started = exchange.responseStarted
         pool.close(self)
         if started { stream.exchangeAborted() } else { stream.requestBodyRefused(response) }
     }
@@ -85,7 +85,7 @@ extension UpstreamConnection {
             upstreamFailed()
             return
         }
-        if tunneling {
+        if exchange.tunneling {
             stream.tunnelEvent(self, events)
             return
         }
@@ -95,12 +95,12 @@ extension UpstreamConnection {
                 return
             }
             phase = .active
-            stream.exchangeWaits(requestComplete ? .response : .body)
+            stream.exchangeWaits(exchange.wait(connecting: false))
         }
         if events.writable {
             guard flush(), pushRequest() else { upstreamFailed(); return }
             guard self.stream != nil else { return }
-            if requestComplete && !responseHeadDone { stream.exchangeProgressed() }
+            if exchange.awaitsAnswerHead { stream.exchangeProgressed() }
         }
         if events.readable {
             switch readOnce() {
@@ -123,7 +123,7 @@ extension UpstreamConnection {
     /// pool: the bytes (or the close) were there before this exchange's request was written, so
     /// they are stray bytes of an earlier answer, never this request's answer.
     private func upstreamWasStale(_ events: IOEvents) -> Bool {
-        reused && !gotBytes && takenInBatch == pool.worker.loop.batch && events.readable
+        reused && !exchange.gotBytes && takenInBatch == pool.worker.loop.batch && events.readable
     }
 
     /// Writable while the request is unsent, readable while the client side has room.
@@ -135,7 +135,7 @@ extension UpstreamConnection {
         } else {
             if let out = output, !out.isEmpty { interest.insert(.write) }
             let upstreamRoom = input.map { $0.writableBytes > 0 || $0.readerIndex > 0 } ?? true
-            if stream.canTakeResponse && upstreamRoom && !eof { interest.insert(.read) }
+            if stream.canTakeResponse && upstreamRoom && !exchange.eof { interest.insert(.read) }
         }
         do { try pool.worker.loop.setInterest(fd, interest) } catch { upstreamFailed() }
     }
@@ -147,18 +147,18 @@ extension UpstreamConnection {
         var idleRound = false
         while true {
             guard let stream, let uin = input else { return }
-            if !responseHeadDone {
+            if !exchange.responseHeadDone {
                 if uin.isEmpty {
-                    if eof { upstreamFailed() }
+                    if exchange.eof { upstreamFailed() }
                     return
                 }
                 let fields = pool.worker.responseFields
-                switch parseResponseHead(uin.readable, fields: fields, limits: limits) {
+                switch parseResponseHead(uin.readable, fields: fields, limits: exchange.limits) {
                 case .incomplete:
-                    if !eof && uin.readerIndex == 0 && uin.writableBytes == 0 && pool.worker.buffers.enlarge(&input!) {
+                    if !exchange.eof && uin.readerIndex == 0 && uin.writableBytes == 0 && pool.worker.buffers.enlarge(&input!) {
                         return  // room to read the rest of a large head
                     }
-                    if eof || (uin.readerIndex == 0 && uin.writableBytes == 0) { answerError(.badGateway) }
+                    if exchange.eof || (uin.readerIndex == 0 && uin.writableBytes == 0) { answerError(.badGateway) }
                     return
                 case .error:
                     answerError(.badGateway)
@@ -169,9 +169,9 @@ extension UpstreamConnection {
                         continue
                     }
                     if h.status == 101 {
-                        guard tunnelRequested else { answerError(.badGateway); return }
-                        tunneling = true
-                        responseStarted = true
+                        guard exchange.tunnelRequested else { answerError(.badGateway); return }
+                        exchange.tunneling = true
+                        exchange.responseStarted = true
                         stream.upgradeAccepted(self, headLength: h.headLength)
                         return
                     }
@@ -189,15 +189,15 @@ extension UpstreamConnection {
                     case .tooLarge: answerError(.badGateway); return
                     }
                     switch framing {
-                    case .none: responseBody = .none
-                    case let .contentLength(n): responseBody = .length(n)
-                    case .chunked: responseBody = .chunked(ChunkedDecoder())
-                    case .untilClose: responseBody = .untilClose
+                    case .none: exchange.responseBody = .none
+                    case let .contentLength(n): exchange.responseBody = .length(n)
+                    case .chunked: exchange.responseBody = .chunked(ChunkedDecoder())
+                    case .untilClose: exchange.responseBody = .untilClose
                     }
                     input!.consume(h.headLength)
-                    responseHeadDone = true
-                    responseStarted = true
-                    responseKeepAlive = h.keepAlive
+                    exchange.responseHeadDone = true
+                    exchange.responseStarted = true
+                    exchange.responseKeepAlive = h.keepAlive
                     stream.exchangeWaits(.body)
                 }
             }
@@ -226,22 +226,22 @@ extension UpstreamConnection {
         let chunked = stream.responseChunked
         var complete = false
         var truncated = false
-        switch responseBody {
+        switch exchange.responseBody {
         case .none:
             complete = true
         case let .length(remaining):
             let n = out.move(from: &uin, limit: remaining)
-            responseBodyBytes += Int64(n)
-            responseBody = .length(remaining - Int64(n))
+            exchange.responseBodyBytes += Int64(n)
+            exchange.responseBody = .length(remaining - Int64(n))
             complete = remaining - Int64(n) == 0
-            if !complete && eof && uin.isEmpty { truncated = true }
+            if !complete && exchange.eof && uin.isEmpty { truncated = true }
         case var .chunked(decoder):
-            switch ChunkedRelay.relay(from: &uin, to: &out, decoder: &decoder, reframe: chunked, moved: &responseBodyBytes) {
-            case .progress: if eof && uin.isEmpty { truncated = true }
+            switch ChunkedRelay.relay(from: &uin, to: &out, decoder: &decoder, reframe: chunked, moved: &exchange.responseBodyBytes) {
+            case .progress: if exchange.eof && uin.isEmpty { truncated = true }
             case .done: complete = true
             case .malformed, .tooLarge: truncated = true
             }
-            responseBody = .chunked(decoder)
+            exchange.responseBody = .chunked(decoder)
         case .untilClose:
             // Framed as chunks for an HTTP/1.1 client: room kept for the size line and CRLFs.
             let n = min(uin.readableBytes, max(0, out.writableBytes - 32))
@@ -250,11 +250,11 @@ extension UpstreamConnection {
                     precondition(out.append(hex: n), "chunk-size line within the reserve")
                     out.appendWithinRoom("\r\n")
                 }
-                responseBodyBytes += Int64(out.move(from: &uin, limit: Int64(n)))
+                exchange.responseBodyBytes += Int64(out.move(from: &uin, limit: Int64(n)))
                 if chunked { out.appendWithinRoom("\r\n") }
             }
             // The last chunk waits for room like any other bytes.
-            if eof && uin.isEmpty && (!chunked || out.append("0\r\n\r\n")) { complete = true }
+            if exchange.eof && uin.isEmpty && (!chunked || out.append("0\r\n\r\n")) { complete = true }
         }
         input = uin
         stream.responseBuffer = out
@@ -268,21 +268,12 @@ extension UpstreamConnection {
     }
 
     /// The answer is handed over: the connection goes back to the pool when it can carry
-    /// another, and its next answer cannot be mistaken for this one's leftovers. So it is not
-    /// reused after an answer without a body (HEAD, 204, 304: an upstream that sends one anyway
-    /// would have it read as the next client's answer), nor with bytes past the answer, nor
-    /// when the request was not sent whole (the upstream would read its rest as a request).
+    /// another and its next answer cannot be mistaken for this one's leftovers
+    /// (`ExchangeState.reusable`), else it is closed.
     private func finish() {
         guard let stream else { return }
-        var reusable = responseKeepAlive && requestComplete && !eof
-        switch responseBody {
-        case .untilClose, .none: reusable = false
-        case .length, .chunked: break
-        }
-        if let uin = input, !uin.isEmpty { reusable = false }
-        let bodyBytes = responseBodyBytes
-        let unsent = requestComplete ? nil : BodyDiscard(requestBody, alreadySeen: requestBodyBytes, limit: maxRequestBody)
-        if reusable { pool.release(self) } else { pool.close(self) }
+        let bodyBytes = exchange.responseBodyBytes, unsent = exchange.unsentBody
+        if exchange.reusable(leftover: !(input?.isEmpty ?? true)) { pool.release(self) } else { pool.close(self) }
         stream.exchangeFinished(bodyBytes: bodyBytes, unsentBody: unsent)
     }
 
@@ -290,17 +281,15 @@ extension UpstreamConnection {
     /// that is safe (a bodyless idempotent request on a reused connection), else 502.
     private func upstreamFailed() {
         guard let stream else { return }
-        if responseStarted {
+        if exchange.responseStarted {
             stream.exchangeAborted()
             return
         }
-        if reused, let head = keptRequestHead, !gotBytes, let fresh = try? pool.connectNew() {
-            fresh.beginExchange(stream: stream, limits: limits)
+        if exchange.mayReplay(reused: reused), let head = keptRequestHead, let fresh = try? pool.connectNew() {
+            fresh.beginExchange(stream: stream, exchange.replayed)
             fresh.input = pool.worker.buffers.take()
             fresh.output = pool.worker.buffers.take()
             fresh.output!.appendWithinRoom(head)
-            fresh.requestComplete = true
-            fresh.tunnelRequested = tunnelRequested
             pool.close(self)
             stream.exchangeMoved(to: fresh)
             stream.exchangeWaits(.connect)
@@ -313,7 +302,7 @@ extension UpstreamConnection {
     /// Ends the exchange before its answer began; the client side answers `response` itself.
     private func answerError(_ response: GatewayResponse) {
         guard let stream else { return }
-        let complete = requestComplete
+        let complete = exchange.requestComplete
         pool.close(self)
         stream.exchangeFailed(response, requestComplete: complete)
     }

@@ -9,8 +9,8 @@
 /// proxy leaves in `responseBuffer` with `responseChunked` false.
 protocol ProxyStream: AnyObject {
     /// Moves request body bytes the client has sent into `out`, framed as the rewritten head
-    /// announced to the upstream; `.done` once the whole body is in.
-    func moveRequestBody(into out: inout ByteBuffer, for exchange: UpstreamConnection) -> ChunkedRelay.Outcome
+    /// announced to the upstream, advancing `exchange`'s request body; `.done` once it is all in.
+    func moveRequestBody(into out: inout ByteBuffer, exchange: inout ExchangeState) -> ChunkedRelay.Outcome
 
     /// The request was HEAD (the answer has no body whatever its fields say).
     var requestWasHEAD: Bool { get }

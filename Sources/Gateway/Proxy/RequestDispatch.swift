@@ -89,11 +89,8 @@ extension ClientConnection {
             respond(.error(.badGateway), head: head)
             return readsNextInput
         }
-        u.beginExchange(stream: self, limits: snapshot.httpLimits)
         if u.input == nil { u.input = worker.buffers.take() }
         if u.output == nil { u.output = worker.buffers.take() }
-        u.tunnelRequested = head.upgradeWebSocket
-        u.maxRequestBody = route.maxBodyBytes
         clientSpeaks11 = head.version == .http11
         let rewrite = RequestRewriter.Input(
             buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
@@ -107,20 +104,24 @@ extension ClientConnection {
             respondAndClose(.headersTooLarge)
             return false
         }
+        let body: BodyFraming
+        var keptHead = 0
         if head.chunked {
-            u.requestBody = .chunked(ChunkedDecoder())
+            body = .chunked(ChunkedDecoder())
         } else if let length = head.contentLength, length > 0 {
-            u.requestBody = .length(length)
+            body = .length(length)
         } else {
-            u.requestBody = .none
-            u.requestComplete = true
+            body = .none
+            // A bodyless idempotent request on a pooled connection may be replayed once.
             if u.reused && Self.isIdempotent(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end])) {
-                u.requestHeadLength = u.output!.writerIndex
+                keptHead = u.output!.writerIndex
             }
         }
+        u.beginExchange(stream: self, ExchangeState(limits: snapshot.httpLimits, body: body, maxBody: route.maxBodyBytes,
+                                                    tunnel: head.upgradeWebSocket, keptHeadLength: keptHead))
         consumeInput(head.headLength)
         state = .proxying(u)
-        if head.expectContinue && !u.requestComplete && (input?.isEmpty ?? true) {
+        if head.expectContinue && !u.exchange.requestComplete && (input?.isEmpty ?? true) {
             _ = appendOutput(ResponseWriter.continueLine)
         }
         u.sendRequest()

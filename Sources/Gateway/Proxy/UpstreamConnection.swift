@@ -37,27 +37,8 @@ final class UpstreamConnection {
     /// The loop batch in which it was taken from the pool (see `upstreamWasStale`).
     var takenInBatch: UInt64 = 0
 
-    // The exchange in flight.
-    var requestBody: BodyFraming = .none
-    var requestComplete = false
-    /// Bytes of the request head at the front of `output`, kept until the answer starts so a
-    /// bodyless idempotent request can be replayed on a fresh connection.
-    var requestHeadLength = 0
-    var responseHeadDone = false
-    var responseBody: BodyFraming = .none
-    var responseKeepAlive = true
-    var responseStarted = false
-    /// Set when the upstream sent anything for this exchange (a retry is no longer safe).
-    var gotBytes = false
-    var eof = false
-    var requestBodyBytes: Int64 = 0
-    var maxRequestBody: Int64 = .max
-    /// Body bytes of the answer handed to the client side (framing not counted).
-    var responseBodyBytes: Int64 = 0
-    /// The client asked for a WebSocket upgrade.
-    var tunnelRequested = false
-    /// The upstream accepted the upgrade: bytes pass both ways unparsed.
-    var tunneling = false
+    /// The exchange in flight, replaced whole by `beginExchange`.
+    var exchange = ExchangeState()
 
     init(fd: Int32, generation: UInt32, pool: UpstreamPool, phase: Phase) {
         self.fd = fd
@@ -66,24 +47,11 @@ final class UpstreamConnection {
         self.phase = phase
     }
 
-    /// Resets per-exchange state for a new request.
-    func beginExchange(stream: any ProxyStream, limits: HTTPLimits) {
+    /// Starts carrying `stream`'s request, described by `exchange`.
+    func beginExchange(stream: any ProxyStream, _ exchange: ExchangeState) {
         self.stream = stream
-        self.limits = limits
+        self.exchange = exchange
         phase = phase == .connecting ? .connecting : .active
-        requestBody = .none
-        requestComplete = false
-        requestHeadLength = 0
-        responseHeadDone = false
-        responseBody = .none
-        responseKeepAlive = true
-        responseStarted = false
-        gotBytes = false
-        eof = false
-        requestBodyBytes = 0
-        responseBodyBytes = 0
-        tunnelRequested = false
-        tunneling = false
     }
 
     /// Writes as much of `output` as the socket takes. Returns false on a write error.
@@ -92,7 +60,7 @@ final class UpstreamConnection {
         guard var out = output, !out.isEmpty else { return true }
         defer { output = out }
         // Keep the head bytes readable for a replay until the answer starts.
-        return Syscall.writeOut(fd, &out, keepDrained: requestHeadLength > 0 && !gotBytes) != nil
+        return Syscall.writeOut(fd, &out, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
     }
 
     /// Reads once into `input`. nil on error.
@@ -106,10 +74,8 @@ final class UpstreamConnection {
             let r = try Syscall.read(fd, inp.base + inp.writerIndex, inp.writableBytes)
             if case let .bytes(n) = r {
                 inp.writerIndex += n
-                gotBytes = true
-                if requestHeadLength > 0 {
+                if exchange.answerBytesArrived() {
                     // The answer has started: the kept request head can go.
-                    requestHeadLength = 0
                     if var out = output, out.readerIndex == out.writerIndex {
                         out.readerIndex = 0
                         out.writerIndex = 0
@@ -117,7 +83,7 @@ final class UpstreamConnection {
                     }
                 }
             }
-            if case .eof = r { eof = true }
+            if case .eof = r { exchange.eof = true }
             return r
         } catch {
             return nil
@@ -126,8 +92,8 @@ final class UpstreamConnection {
 
     /// Rewinds `output` to the kept request head, for a replay on another connection.
     var keptRequestHead: UnsafeRawBufferPointer? {
-        guard let out = output, requestHeadLength > 0 else { return nil }
-        return UnsafeRawBufferPointer(start: out.base, count: requestHeadLength)
+        guard let out = output, exchange.keptHeadLength > 0 else { return nil }
+        return UnsafeRawBufferPointer(start: out.base, count: exchange.keptHeadLength)
     }
 }
 

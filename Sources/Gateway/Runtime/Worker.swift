@@ -189,7 +189,7 @@ final class Worker {
                     logEvent("closed a tunnel of \(String(decoding: c.tunnelIdentity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
                     c.abort()
                 }
-            case .proxying(let u) where u.responseStarted && now >= c.tokenExpiresAt:
+            case .proxying(let u) where u.exchange.responseStarted && now >= c.tokenExpiresAt:
                 logEvent("ended a streaming answer: its token expired")
                 c.abort()
             default:
