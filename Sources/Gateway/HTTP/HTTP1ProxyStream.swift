@@ -30,7 +30,7 @@ extension ClientConnection: ProxyStream {
         }
     }
 
-    var requestWasHEAD: Bool { requestIsHEAD }
+    var requestWasHEAD: Bool { request.isHEAD }
 
     // MARK: response
 
@@ -40,10 +40,11 @@ extension ClientConnection: ProxyStream {
     func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> ResponseHeadOutcome {
         if output == nil { output = worker.buffers.take() }
         output!.compact()
-        let chunked = head.body == .unknown && clientSpeaks11
+        let speaks11 = request.speaks11
+        let chunked = head.body == .unknown && speaks11
         // An HTTP/1.0 client learns the end of a body of unknown length from the close.
-        let keep = keepAlive && !(head.body == .unknown && !clientSpeaks11)
-        let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (clientSpeaks11 ? .none : .keepAlive)
+        let keep = request.keepAlive && !(head.body == .unknown && !speaks11)
+        let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (speaks11 ? .none : .keepAlive)
         var out = output!
         guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &out) else {
             guard output!.isEmpty else { return .noRoomYet }
@@ -51,8 +52,7 @@ extension ClientConnection: ProxyStream {
             return writeResponseHead(head, for: u)
         }
         output = out
-        responseChunked = chunked
-        keepAlive = keep
+        machine.answerHeadWritten(chunked: chunked, keepAlive: keep)
         logLine.status = head.status
         return .written
     }
@@ -65,6 +65,8 @@ extension ClientConnection: ProxyStream {
         set { output = newValue }
     }
 
+    var responseChunked: Bool { request.responseChunked }
+
     var canTakeResponse: Bool { output.map { $0.writableBytes > 256 } ?? true }
 
     func sendResponse() -> Bool {
@@ -73,26 +75,29 @@ extension ClientConnection: ProxyStream {
 
     func exchangeFinished(bodyBytes: Int64, unsentBody: BodyDiscard?) {
         logLine.bytes += bodyBytes
-        state = .awaitingHead
         writeAccessLog()
-        requestStart = 0
-        if !keepAlive || peerClosed || worker.draining { closeAfterFlush = true }
-        guard flush() else { abort(); return }
-        if closeAfterFlush {
-            // A client still sending its body reads the answer before the close (lingering).
-            if unsentBody != nil { enterLingering() } else if !outputPending { close() }
-            return
+        let flushed = flush()
+        let action = machine.exchangeFinished(unsentBody: unsentBody, draining: worker.draining, outputPending: outputPending)
+        guard flushed else { abort(); return }
+        switch action {
+        case .close:
+            close()
+        case .closeWhenFlushed:
+            break
+        case .linger:
+            // A client still sending its body reads the answer before the close.
+            enterLingering()
+        case let .next(discard):
+            armIdleDeadline()
+            if let discard { discardBody(discard) }
+            processInput()
         }
-        armIdleDeadline()
-        if let unsentBody { discardBody(unsentBody) }
-        processInput()
     }
 
     /// The gateway's own error instead of the upstream's answer: the connection stays when the
     /// request was read whole, else it closes.
     func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool) {
-        state = .awaitingHead
-        guard requestComplete && keepAlive && !peerClosed else {
+        guard machine.exchangeFailed(requestComplete: requestComplete) else {
             respondAndClose(response)
             return
         }
@@ -101,7 +106,7 @@ extension ClientConnection: ProxyStream {
         logLine.status = answer.status
         logLine.bytes = Int64(answer.bytes.count)
         finishLocalRequest()
-        if case .awaitingHead = state { processInput() }
+        if machine.isAwaitingHead { processInput() }
     }
 
     func requestBodyRefused(_ response: GatewayResponse) {
@@ -113,7 +118,7 @@ extension ClientConnection: ProxyStream {
     }
 
     func exchangeMoved(to u: UpstreamConnection) {
-        state = .proxying(u)
+        machine.exchangeMoved(to: u)
     }
 
     func exchangeWaits(_ wait: ExchangeWait) {
@@ -150,7 +155,7 @@ extension ClientConnection: ProxyStream {
         u.input = uin
         logLine.status = 101
         writeAccessLog()
-        state = .tunnel(u)
+        machine.tunnelBegins(u)
         setDeadline(worker.loop.now + UInt64(config.server.idleTimeoutMs), keepIfEarlier: false)
         moveTunnelBytes(u)
     }
@@ -178,8 +183,8 @@ extension ClientConnection: ProxyStream {
             case .bytes?:
                 progress()
             case .eof?:
-                peerClosed = true
-                Socket.shutdownWrite(u.fd)
+                // The half-close passes on; the tunnel ends when the upstream closes too.
+                if case let .shutdownUpstreamWrite(u) = machine.peerDidClose(requestSent: true) { Socket.shutdownWrite(u.fd) }
             case .wouldBlock?:
                 break
             case nil:

@@ -4,17 +4,17 @@
 extension ClientConnection {
     /// Carries out `outcome` for the request `head`; true when the next input may be read now.
     func execute(_ outcome: EndpointOutcome, head: RequestHead) -> Bool {
-        if case .awaitBody = outcome {} else { sentContinue = false }
+        if case .awaitBody = outcome {} else { request.sentContinue = false }
         switch outcome {
         case let .respond(response, bodyRead):
             respond(response, head: head, bodyRead: bodyRead)
-            return readsNextInput
+            return machine.readsNextInput
         case let .respondAndClose(response):
             respondAndClose(response)
             return false
         case .awaitBody:
-            if head.expectContinue && !sentContinue {
-                sentContinue = true
+            if head.expectContinue && !request.sentContinue {
+                request.sentContinue = true
                 _ = appendOutput(ResponseWriter.continueLine)
                 _ = flush()
             }
@@ -27,12 +27,9 @@ extension ClientConnection {
                 return false
             }
             consumeInput(d.consumed)
-            state = .pending
-            deferred = d
-            pendingAnswer = nil
-            deferredTicket &+= 1
+            let ticket = machine.pendingBegins(d)
             setDeadline(worker.loop.now + DeferredAnswer.timeoutMs, keepIfEarlier: false)
-            let fd = self.fd, generation = self.generation, ticket = deferredTicket, job = d.job
+            let fd = self.fd, generation = self.generation, job = d.job
             let box = WorkerBox(worker)
             let accepted = worker.blocking.submit {
                 let ok = job()
@@ -40,9 +37,8 @@ extension ClientConnection {
                 box.worker.loop.execute { box.worker.deferredDone(fd: fd, generation: generation, ticket: ticket, ok: ok) }
             }
             guard accepted else {
-                deferred = nil
-                deliver(d.unavailable())
-                return readsNextInput
+                deliver(machine.pendingAnswered(d.unavailable()))
+                return machine.readsNextInput
             }
             return false
         }
@@ -50,30 +46,29 @@ extension ClientConnection {
 
     /// The work of ticket `ticket` came back (on this connection's loop).
     func finishDeferred(ticket: UInt64, ok: Bool) {
-        guard case .pending = state, ticket == deferredTicket, let d = deferred else { return }
-        deferred = nil
-        let (response, delayMs) = d.finish(ok)
+        guard let work = machine.workDone(ticket: ticket) else { return }
+        let (response, delayMs) = work.finish(ok)
         guard delayMs > 0 else { deliverPending(response); return }
-        pendingAnswer = response
+        machine.holdAnswer(response)
         setDeadline(worker.loop.now + delayMs, keepIfEarlier: false)
     }
 
     /// The pending answer's time has come (the delayed 401) or the work took too long.
     func pendingTimerFired() {
-        deferred = nil
-        deliverPending(pendingAnswer ?? .error(.serviceUnavailable))
-    }
-
-    /// Gives a pending request its answer and goes on with the input that waited.
-    func deliverPending(_ response: LocalResponse) {
-        deliver(response)
-        if case .awaitingHead = state { processInput() }
+        deliver(machine.pendingAnswered())
+        if machine.isAwaitingHead { processInput() }
         updateInterest()
     }
 
+    /// Gives a pending request its answer and goes on with the input that waited.
+    private func deliverPending(_ response: LocalResponse) {
+        deliver(machine.pendingAnswered(response))
+        if machine.isAwaitingHead { processInput() }
+        updateInterest()
+    }
+
+    /// Queues the answer of a request that was pending (its state moved on already).
     private func deliver(_ response: LocalResponse) {
-        pendingAnswer = nil
-        state = .awaitingHead
         let answer = wire(response, close: false)
         guard appendOutput(answer.bytes) else { respondAndClose(.internalError); return }
         logLine.status = answer.status
@@ -87,6 +82,6 @@ extension Worker {
     func deferredDone(fd: Int32, generation: UInt32, ticket: UInt64, ok: Bool) {
         guard case let .client(c)? = loop.handler(fd, generation: generation) else { return }
         c.finishDeferred(ticket: ticket, ok: ok)
-        if case .closed = c.state {} else { c.updateInterest() }
+        if !c.machine.isClosed { c.updateInterest() }
     }
 }

@@ -12,9 +12,6 @@ extension ClientConnection {
     func startRequest(_ head: RequestHead) -> Bool {
         guard let inp = input else { return false }
         let buf = inp.readable
-        keepAlive = head.keepAlive && !worker.draining
-        requestIsHEAD = head.isHEAD
-        envelopeErrors = false
         logLine.enabled = config.log.access
         logLine.reset()
         logLine.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
@@ -46,11 +43,9 @@ extension ClientConnection {
             return execute(request.answer(own, log: &logLine), head: head)
         }
         let route = snapshot.routes[routeIndex]
-        envelopeErrors = route.envelopeErrors
+        request.envelopeErrors = route.envelopeErrors
 
         var subject: UnsafeRawBufferPointer?
-        tokenExpiresAt = 0
-        tunnelIdentity = nil
         if route.authRequired {
             switch worker.checkBearer(head, buffer: buf, snapshot: snapshot) {
             case let .success(v):
@@ -58,9 +53,9 @@ extension ClientConnection {
                 subject = s
                 logLine.user(s)
                 if route.closeOnExpiry {
-                    tokenExpiresAt = v.expiresAt
+                    request.tokenExpiresAt = v.expiresAt
                     if head.upgradeWebSocket {
-                        tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
+                        request.tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
                                                         loginID: Array(v.loginID), issuedAt: v.issuedAt)
                     }
                 }
@@ -91,7 +86,6 @@ extension ClientConnection {
         }
         if u.input == nil { u.input = worker.buffers.take() }
         if u.output == nil { u.output = worker.buffers.take() }
-        clientSpeaks11 = head.version == .http11
         let rewrite = RequestRewriter.Input(
             buffer: buf, head: head, fields: worker.requestFields, forwardAuthorization: route.forwardAuthorization,
             subject: subject, peer: peer, tunnel: head.upgradeWebSocket, strip: snapshot.strippedFields, scheme: transport.scheme)
@@ -120,7 +114,7 @@ extension ClientConnection {
         u.beginExchange(stream: self, ExchangeState(limits: snapshot.httpLimits, body: body, maxBody: route.maxBodyBytes,
                                                     tunnel: head.upgradeWebSocket, keptHeadLength: keptHead))
         consumeInput(head.headLength)
-        state = .proxying(u)
+        machine.proxyingBegins(u)
         if head.expectContinue && !u.exchange.requestComplete && (input?.isEmpty ?? true) {
             _ = appendOutput(ResponseWriter.continueLine)
         }
@@ -129,19 +123,7 @@ extension ClientConnection {
         return false
     }
 
-    var isAwaitingHead: Bool {
-        if case .awaitingHead = state { return true }
-        return false
-    }
-
-    /// The request was answered at once: the input goes on being read (the rest of its body to
-    /// drop, or the next request).
-    var readsNextInput: Bool {
-        switch state {
-        case .awaitingHead, .discardingBody: return true
-        default: return false
-        }
-    }
+    var readsNextInput: Bool { machine.readsNextInput }
 
     static func isIdempotent(_ method: UnsafeRawBufferPointer) -> Bool {
         method.elementsEqual("GET".utf8) || method.elementsEqual("HEAD".utf8) || method.elementsEqual("OPTIONS".utf8)

@@ -118,7 +118,7 @@ final class Worker {
         while let e = loop.popDueTimer() {
             guard case let .client(c)? = loop.handler(e.fd, generation: e.generation), c.timerAt == e.time else { continue }
             c.timerFired(now: loop.now)
-            if case .closed = c.state {} else { c.updateInterest() }
+            if !c.machine.isClosed { c.updateInterest() }
         }
     }
 
@@ -177,19 +177,19 @@ final class Worker {
     /// revoked, end here (once a second): expiry is enforced on long-lived streams too.
     private func endStreamsOfExpiredTokens() {
         let now = loop.unixNow
-        for c in loop.clientConnections() where c.tokenExpiresAt > 0 {
-            switch c.state {
-            case .tunnel:
+        for c in loop.clientConnections() where c.request.tokenExpiresAt > 0 {
+            switch c.machine.state {
+            case let .tunnel(_, identity):
                 var revoked = false
-                if let id = c.tunnelIdentity {
+                if let id = identity {
                     revoked = id.tokenID.withUnsafeBytes { j in id.subject.withUnsafeBytes { s in id.loginID.withUnsafeBytes { l in
                         state.revocations.check(jti: j, subject: s, issuedAt: id.issuedAt, family: l.isEmpty ? nil : l) != nil } } }
                 }
-                if now >= c.tokenExpiresAt || revoked {
-                    logEvent("closed a tunnel of \(String(decoding: c.tunnelIdentity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
+                if now >= c.request.tokenExpiresAt || revoked {
+                    logEvent("closed a tunnel of \(String(decoding: identity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
                     c.abort()
                 }
-            case .proxying(let u) where u.exchange.responseStarted && now >= c.tokenExpiresAt:
+            case .proxying(let u) where u.exchange.responseStarted && now >= c.request.tokenExpiresAt:
                 logEvent("ended a streaming answer: its token expired")
                 c.abort()
             default:

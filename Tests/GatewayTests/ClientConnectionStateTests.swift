@@ -1,0 +1,235 @@
+import XCTest
+@testable import Gateway
+
+/// The client connection's state machine, transition by transition, without a socket. The
+/// upstream handle is a plain number here.
+final class ClientConnectionStateTests: XCTestCase {
+    typealias Machine = ClientConnectionState<Int>
+
+    private func head(_ text: String, file: StaticString = #filePath, line: UInt = #line) -> RequestHead {
+        let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 100)
+        defer { fields.deallocate() }
+        let result = Array(text.utf8).withUnsafeBytes { parseRequestHead($0, fields: fields, limits: HTTPLimits()) }
+        guard case let .complete(h) = result else { XCTFail("\(result)", file: file, line: line); preconditionFailure() }
+        return h
+    }
+
+    private func machine(keepAlive: Bool = true, draining: Bool = false) -> Machine {
+        var m = Machine()
+        m.requestBegins(keepAlive: keepAlive, isHEAD: false, speaks11: true, draining: draining, now: 100)
+        return m
+    }
+
+    private let deferred = DeferredAnswer(consumed: 0, job: { true }, finish: { _ in (.noContent, 0) }, unavailable: { .noContent })
+
+    // MARK: requests
+
+    func testARequestKeepsItsStartAndSentContinueAcrossReparsesButNotItsRouteFacts() {
+        var m = Machine()
+        m.headStarted(now: 50)
+        m.requestBegins(keepAlive: true, isHEAD: true, speaks11: true, draining: false, now: 60)
+        XCTAssertEqual(m.request.start, 50, "timed from its first byte")
+        m.request.sentContinue = true
+        m.request.envelopeErrors = true
+        m.requestBegins(keepAlive: true, isHEAD: true, speaks11: true, draining: false, now: 70)
+        XCTAssertEqual(m.request.start, 50)
+        XCTAssertTrue(m.request.sentContinue, "the head handled again as its small body arrives")
+        XCTAssertFalse(m.request.envelopeErrors, "decided again by the route")
+        XCTAssertEqual(m.served, 2)
+        XCTAssertEqual(m.nextRequestTimeout, .idle)
+        XCTAssertEqual(Machine().nextRequestTimeout, .header, "the first request waits under the header timeout")
+    }
+
+    func testADrainingWorkerKeepsNoConnectionAlive() {
+        var m = machine(draining: true)
+        XCTAssertFalse(m.request.keepAlive)
+        XCTAssertTrue(m.requestAnswered(draining: true), "closes once its answer is flushed")
+        XCTAssertEqual(m.request.start, 0)
+    }
+
+    func testTheBodyOfALocallyAnsweredRequestIsDroppedWhenSmallElseItsAnswerCloses() {
+        let m = machine()
+        let small = head("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+        guard case .discard = m.unreadBody(of: small, bodyRead: false, maxDiscard: 64) else { return XCTFail() }
+        guard case .none = m.unreadBody(of: small, bodyRead: true, maxDiscard: 64) else { return XCTFail() }
+        guard case .closeAfterAnswer = m.unreadBody(of: small, bodyRead: false, maxDiscard: 5) else { return XCTFail("too large") }
+        let chunked = head("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        guard case .discard = m.unreadBody(of: chunked, bodyRead: true, maxDiscard: 64) else { return XCTFail("never read whole") }
+        let waiting = head("POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+        guard case .closeAfterAnswer = m.unreadBody(of: waiting, bodyRead: false, maxDiscard: 64) else {
+            return XCTFail("a client waiting for 100 Continue may never send it")
+        }
+        guard case .closeAfterAnswer = machine(keepAlive: false).unreadBody(of: small, bodyRead: false, maxDiscard: 64) else { return XCTFail() }
+        guard case .none = m.unreadBody(of: head("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"), bodyRead: false, maxDiscard: 64) else { return XCTFail() }
+    }
+
+    func testDroppingABodyEndsInTheNextRequestOrALingeringClose() {
+        var m = machine()
+        let discard = BodyDiscard(.length(10), limit: 64)
+        XCTAssertTrue(m.discardBegins(discard))
+        XCTAssertFalse(m.discardBegins(discard), "only from awaiting a head")
+        guard case .needMore = m.bodyDropped(discard, .needMore), case .discardingBody = m.state else { return XCTFail() }
+        guard case .next(armIdle: true) = m.bodyDropped(discard, .done), m.isAwaitingHead else { return XCTFail() }
+        _ = m.discardBegins(discard)
+        guard case .linger = m.bodyDropped(discard, .refused) else { return XCTFail() }
+        XCTAssertTrue(m.closeAfterFlush)
+        var closing = machine(keepAlive: false)
+        _ = closing.requestAnswered(draining: false)
+        _ = closing.discardBegins(discard)
+        guard case .next(armIdle: false) = closing.bodyDropped(discard, .done) else { return XCTFail("no idle wait before a close") }
+    }
+
+    // MARK: the proxy
+
+    func testAClientThatClosesBeforeItsRequestIsSentEndsTheExchange() {
+        var m = machine()
+        m.proxyingBegins(7)
+        guard case .closeExchangeAndClose(7) = m.peerDidClose(requestSent: false) else { return XCTFail() }
+        XCTAssertTrue(m.peerClosed)
+    }
+
+    func testAClientThatHalfClosesAfterItsRequestStillGetsItsAnswerThenTheClose() {
+        var m = machine()
+        m.proxyingBegins(7)
+        guard case .finishAnswer = m.peerDidClose(requestSent: true) else { return XCTFail() }
+        XCTAssertFalse(m.request.keepAlive)
+        XCTAssertEqual(m.interest(inputHasRoom: true, outputPending: true, answersBacklogged: false, requestSent: true, upstreamHasRoom: true),
+                       .write, "not read after its close")
+        guard case .closeWhenFlushed = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: true) else { return XCTFail() }
+        guard case .close = m.outputDrained() else { return XCTFail() }
+    }
+
+    func testAFinishedExchangeKeepsTheConnectionAndDropsTheBodyTheUpstreamDidNotWaitFor() {
+        var m = machine()
+        m.proxyingBegins(7)
+        let unsent = BodyDiscard(.length(5), limit: 64)
+        guard case let .next(discard) = m.exchangeFinished(unsentBody: unsent, draining: false, outputPending: false), discard != nil else {
+            return XCTFail()
+        }
+        XCTAssertTrue(m.isAwaitingHead)
+        var closing = machine(keepAlive: false)
+        closing.proxyingBegins(7)
+        guard case .linger = closing.exchangeFinished(unsentBody: unsent, draining: false, outputPending: false) else {
+            return XCTFail("the client still sending reads the answer before the close")
+        }
+        var done = machine()
+        done.proxyingBegins(7)
+        guard case .close = done.exchangeFinished(unsentBody: nil, draining: true, outputPending: false) else { return XCTFail() }
+    }
+
+    func testAFailedExchangeIsAnsweredOnTheConnectionOnlyWhenTheRequestWasReadWhole() {
+        var m = machine()
+        m.proxyingBegins(7)
+        XCTAssertTrue(m.exchangeFailed(requestComplete: true))
+        XCTAssertTrue(m.isAwaitingHead)
+        m.proxyingBegins(8)
+        XCTAssertFalse(m.exchangeFailed(requestComplete: false))
+    }
+
+    func testTheAnswerHeadDecidesChunkingAndKeepAlive() {
+        var m = machine()
+        m.proxyingBegins(7)
+        m.answerHeadWritten(chunked: false, keepAlive: false)
+        XCTAssertFalse(m.request.keepAlive, "an HTTP/1.0 client learns the end from the close")
+        XCTAssertFalse(m.request.responseChunked)
+    }
+
+    func testTunnelsAndRetriesMoveTheUpstreamAndClosingHandsItBack() {
+        var m = machine()
+        m.proxyingBegins(7)
+        m.exchangeMoved(to: 8)
+        guard case .proxying(8) = m.state else { return XCTFail() }
+        m.request.tunnelIdentity = TunnelIdentity(subject: [1], tokenID: [2], loginID: [], issuedAt: 5)
+        m.tunnelBegins(8)
+        guard case let .tunnel(8, identity) = m.state, identity?.issuedAt == 5 else { return XCTFail() }
+        guard case .shutdownUpstreamWrite(8) = m.peerDidClose(requestSent: true) else { return XCTFail("half-close passed on") }
+        guard case .tunnelMoves(8) = m.outputDrained() else { return XCTFail() }
+        XCTAssertEqual(m.lingers(), 8)
+        XCTAssertNil(m.closes(), "nothing left to close")
+        XCTAssertTrue(m.isClosed)
+    }
+
+    // MARK: pending answers
+
+    func testAPendingAnswerTakesOnlyTheResultOfItsOwnTicket() {
+        var m = machine()
+        let first = m.pendingBegins(deferred)
+        XCTAssertFalse(m.readsNextInput)
+        XCTAssertNil(m.workDone(ticket: first &+ 1), "another request's result")
+        XCTAssertNotNil(m.workDone(ticket: first))
+        XCTAssertNil(m.workDone(ticket: first), "taken once")
+        guard case .noContent = m.pendingAnswered(.noContent) else { return XCTFail() }
+        XCTAssertTrue(m.isAwaitingHead)
+        // The next request's work: a late result of the first never answers it.
+        let second = m.pendingBegins(deferred)
+        XCTAssertNotEqual(first, second)
+        XCTAssertNil(m.workDone(ticket: first))
+    }
+
+    func testAHeldAnswerIsGivenWhenItsTimerFiresAndA503WhenTheWorkNeverCame() {
+        var m = machine()
+        let ticket = m.pendingBegins(deferred)
+        _ = m.workDone(ticket: ticket)
+        m.holdAnswer(.error(.unauthorized))
+        guard case .pendingDue = m.timerFired(answersBacklogged: false, partialHead: false) else { return XCTFail() }
+        guard case .error(.unauthorized, _, _) = m.pendingAnswered() else { return XCTFail("the held 401") }
+        _ = m.pendingBegins(deferred)
+        guard case .error(.serviceUnavailable, _, _) = m.pendingAnswered() else { return XCTFail("the work took too long") }
+    }
+
+    // MARK: timers, interest, shutdown
+
+    func testTimersCloseIdleConnectionsCutSlowHeadsAndTimeOutExchanges() {
+        var m = Machine()
+        guard case .close = m.timerFired(answersBacklogged: false, partialHead: false) else { return XCTFail() }
+        guard case .cutSlowHead = m.timerFired(answersBacklogged: false, partialHead: true) else { return XCTFail("slowloris") }
+        guard case .close = m.timerFired(answersBacklogged: true, partialHead: true) else {
+            return XCTFail("a client that stopped reading its answers gets nothing more")
+        }
+        m.proxyingBegins(3)
+        guard case .exchangeTimedOut(3) = m.timerFired(answersBacklogged: false, partialHead: false) else { return XCTFail() }
+        m.tunnelBegins(3)
+        guard case .close = m.timerFired(answersBacklogged: false, partialHead: false) else { return XCTFail() }
+    }
+
+    func testWhatTheConnectionIsWatchedFor() {
+        var m = Machine()
+        func interest(room: Bool = true, pending: Bool = false, backlogged: Bool = false, sent: Bool = true, upstreamRoom: Bool = true) -> Interest {
+            m.interest(inputHasRoom: room, outputPending: pending, answersBacklogged: backlogged, requestSent: sent, upstreamHasRoom: upstreamRoom)
+        }
+        XCTAssertEqual(interest(), .read)
+        XCTAssertEqual(interest(room: false), [], "a full buffer is never read into")
+        XCTAssertEqual(interest(pending: true, backlogged: true), .write, "backpressure: not read while its answers wait")
+        m.proxyingBegins(1)
+        XCTAssertEqual(interest(sent: false, upstreamRoom: false), [], "the body waits for room upstream")
+        XCTAssertEqual(interest(sent: false, upstreamRoom: true), .read)
+        XCTAssertEqual(interest(room: true, sent: true), .read, "pipelined bytes may come")
+        _ = m.lingers()
+        XCTAssertEqual(interest(room: false, pending: true), [.read, .write], "lingering drops input whatever its room")
+        _ = m.closes()
+        XCTAssertEqual(interest(pending: true), [])
+    }
+
+    func testProgressPushesOutTheTimeoutOfWhatIsAwaited() {
+        var m = Machine()
+        XCTAssertNil(m.progressTimeout(answersBacklogged: false, awaitsAnswerHead: false))
+        XCTAssertEqual(m.progressTimeout(answersBacklogged: true, awaitsAnswerHead: false), .idle, "a slow reader")
+        m.proxyingBegins(1)
+        XCTAssertEqual(m.progressTimeout(answersBacklogged: false, awaitsAnswerHead: true), .response)
+        XCTAssertEqual(m.progressTimeout(answersBacklogged: false, awaitsAnswerHead: false), .body)
+        m.tunnelBegins(1)
+        XCTAssertEqual(m.progressTimeout(answersBacklogged: false, awaitsAnswerHead: false), .idle)
+    }
+
+    func testShutdownClosesAnIdleConnectionAndLetsABusyOneFinish() {
+        var idle = Machine()
+        XCTAssertEqual(idle.drain(inputEmpty: true), .close)
+        var partial = Machine()
+        XCTAssertEqual(partial.drain(inputEmpty: false), .closeWhenFlushed)
+        XCTAssertTrue(partial.closeAfterFlush)
+        var busy = machine()
+        busy.proxyingBegins(2)
+        XCTAssertEqual(busy.drain(inputEmpty: true), .none)
+        XCTAssertFalse(busy.request.keepAlive, "but closes after this answer")
+    }
+}
