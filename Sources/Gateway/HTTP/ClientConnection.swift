@@ -77,25 +77,19 @@ final class ClientConnection {
             break
         }
         if input == nil { input = worker.buffers.take() }
-        guard var inp = input else { return }
-        if inp.writableBytes == 0 { inp.compact() }
+        if input!.writableBytes == 0 { input!.compact() }
         // A head larger than a small buffer: the buffer grows (once) to hold it whole.
-        if inp.writableBytes == 0, machine.isAwaitingHead { _ = worker.buffers.enlarge(&inp) }
-        guard inp.writableBytes > 0 else { input = inp; return }
-        guard let r = transport.read(fd, into: &inp) else {
-            input = inp
+        if input!.writableBytes == 0, machine.isAwaitingHead { _ = worker.buffers.enlarge(&input!) }
+        guard input!.writableBytes > 0 else { return }
+        switch transport.read(fd, into: &input!) {
+        case nil:
             abort()
-            return
-        }
-        switch r {
-        case .bytes:
-            input = inp
+        case .bytes?:
             progress()
             processInput()
-        case .wouldBlock:
-            input = inp
-        case .eof:
-            input = inp
+        case .wouldBlock?:
+            break
+        case .eof?:
             peerDidClose()
         }
     }
@@ -125,9 +119,8 @@ final class ClientConnection {
                 }
                 if !handleHead() { return }
             case .discardingBody(var discard):
-                guard var inp = input, !inp.isEmpty else { return }
-                let outcome = discard.drop(from: &inp)
-                input = inp
+                guard !(input?.isEmpty ?? true) else { return }
+                let outcome = discard.drop(from: &input!)
                 switch machine.bodyDropped(discard, outcome) {
                 case .needMore:
                     return
@@ -244,7 +237,7 @@ final class ClientConnection {
 
     func enterLingering() {
         if let u = machine.lingers() { u.pool.close(u) }
-        if var inp = input { inp.readerIndex = 0; inp.writerIndex = 0; input = inp }
+        input?.clear()
         if flush() && !outputPending { transport.shutdownWrite(fd) }
         setDeadline(worker.loop.now + Self.lingerMs, keepIfEarlier: false)
     }
@@ -267,9 +260,8 @@ final class ClientConnection {
     /// Writes as much of `output` as the socket takes; false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard var out = output, !out.isEmpty else { return transport.sendPending(fd) }
-        defer { output = out }
-        guard let written = transport.write(fd, from: &out) else { return false }
+        guard !(output?.isEmpty ?? true) else { return transport.sendPending(fd) }
+        guard let written = transport.write(fd, from: &output!) else { return false }
         if written > 0 { progress() }
         return true
     }

@@ -10,18 +10,17 @@ extension ClientConnection: ProxyStream {
     // MARK: request body
 
     func moveRequestBody(into out: inout ByteBuffer, exchange: inout ExchangeState) -> ChunkedRelay.Outcome {
-        guard var inp = input else {
+        guard input != nil else {
             if case .length(0) = exchange.requestBody { return .done }
             return .progress
         }
-        defer { input = inp }
         switch exchange.requestBody {
         case let .length(remaining):
-            let n = out.move(from: &inp, limit: remaining)
+            let n = out.move(from: &input!, limit: remaining)
             exchange.requestBody = .length(remaining - Int64(n))
             return remaining - Int64(n) == 0 ? .done : .progress
         case var .chunked(decoder):
-            let outcome = ChunkedRelay.relay(from: &inp, to: &out, decoder: &decoder, reframe: true,
+            let outcome = ChunkedRelay.relay(from: &input!, to: &out, decoder: &decoder, reframe: true,
                                              moved: &exchange.requestBodyBytes, limit: exchange.maxRequestBody)
             exchange.requestBody = .chunked(decoder)
             return outcome
@@ -45,24 +44,20 @@ extension ClientConnection: ProxyStream {
         // An HTTP/1.0 client learns the end of a body of unknown length from the close.
         let keep = request.keepAlive && !(head.body == .unknown && !speaks11)
         let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (speaks11 ? .none : .keepAlive)
-        var out = output!
-        guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &out) else {
+        // Written whole or not at all: a head that does not fit leaves the output as it was.
+        guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &output!) else {
             guard output!.isEmpty else { return .noRoomYet }
             guard worker.buffers.enlarge(&output!) else { return .tooLarge }
             return writeResponseHead(head, for: u)
         }
-        output = out
         machine.answerHeadWritten(chunked: chunked, keepAlive: keep)
         logLine.status = head.status
         return .written
     }
 
-    var responseBuffer: ByteBuffer {
-        get {
-            if output == nil { output = worker.buffers.take() }
-            return output!
-        }
-        set { output = newValue }
+    func withResponseBuffer<R>(_ body: (inout ByteBuffer) -> R) -> R {
+        if output == nil { output = worker.buffers.take() }
+        return body(&output!)
     }
 
     var responseChunked: Bool { request.responseChunked }
@@ -144,15 +139,14 @@ extension ClientConnection: ProxyStream {
     /// The 101 head goes to the client as the upstream sent it (it is the handshake); then
     /// bytes pass both ways unparsed.
     func upgradeAccepted(_ u: UpstreamConnection, headLength: Int) {
-        guard var uin = u.input else { return }
+        guard let uin = u.input else { return }
         if output == nil { output = worker.buffers.take() }
         guard output!.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: headLength)) else {
             u.pool.close(u)
             exchangeFailed(.badGateway, requestComplete: false)
             return
         }
-        uin.consume(headLength)
-        u.input = uin
+        u.input!.consume(headLength)
         logLine.status = 101
         writeAccessLog()
         machine.tunnelBegins(u)
@@ -176,10 +170,9 @@ extension ClientConnection: ProxyStream {
 
     func tunnelClientToUpstream(_ u: UpstreamConnection) {
         if input == nil { input = worker.buffers.take() }
-        guard var inp = input else { return }
-        if inp.writableBytes == 0 { inp.compact() }
-        if inp.writableBytes > 0 {
-            switch transport.read(fd, into: &inp) {
+        if input!.writableBytes == 0 { input!.compact() }
+        if input!.writableBytes > 0 {
+            switch transport.read(fd, into: &input!) {
             case .bytes?:
                 progress()
             case .eof?:
@@ -188,25 +181,17 @@ extension ClientConnection: ProxyStream {
             case .wouldBlock?:
                 break
             case nil:
-                input = inp
                 abort()
                 return
             }
         }
-        input = inp
         moveTunnelBytes(u)
     }
 
     /// Moves whatever each side has buffered to the other and flushes both.
     private func moveTunnelBytes(_ u: UpstreamConnection) {
-        if var uin = u.input, !uin.isEmpty, output != nil {
-            _ = output!.move(from: &uin)
-            u.input = uin
-        }
-        if var inp = input, !inp.isEmpty, u.output != nil {
-            _ = u.output!.move(from: &inp)
-            input = inp
-        }
+        if !(u.input?.isEmpty ?? true), output != nil { _ = output!.move(from: &u.input!) }
+        if !(input?.isEmpty ?? true), u.output != nil { _ = u.output!.move(from: &input!) }
         guard flush(), u.flush() else { abort(); return }
         var interest: Interest = []
         if let out = u.output, !out.isEmpty { interest.insert(.write) }

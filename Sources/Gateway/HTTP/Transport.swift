@@ -78,10 +78,8 @@ enum Transport {
     func discardInput(_ fd: Int32, scratch: inout ByteBuffer?) -> Bool {
         var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         let r = withUnsafeMutableBytes(of: &bytes) { raw -> IOResult? in
-            if var b = scratch {
-                defer { scratch = b }
-                b.readerIndex = 0
-                b.writerIndex = 0
+            if let b = scratch {
+                scratch!.clear()
                 return try? Syscall.read(fd, b.base, b.capacity)
             }
             return try? Syscall.read(fd, raw.baseAddress!, raw.count)

@@ -221,9 +221,25 @@ extension UpstreamConnection {
     /// Copies response body bytes to the client side as room allows, de-framed from the
     /// upstream's framing and framed as the stream asked; true when the body is complete.
     private func pumpResponseBody(_ stream: any ProxyStream) -> Bool {
-        guard var uin = input else { return true }
-        var out = stream.responseBuffer
+        guard input != nil else { return true }
         let chunked = stream.responseChunked
+        let (complete, truncated) = stream.withResponseBuffer { out in
+            Self.moveResponseBody(from: &input!, to: &out, exchange: &exchange, chunked: chunked)
+        }
+        if truncated {
+            // The answer cannot be completed: the client sees it end mid-body.
+            _ = stream.sendResponse()
+            stream.exchangeAborted()
+            return false
+        }
+        return complete
+    }
+
+    /// Moves what `uin` holds of the answer's body into `out`, de-framed from the upstream's
+    /// framing and framed for the client (`chunked`); whether the body is complete, and whether
+    /// it can no longer be (the upstream closed or broke its framing mid-body).
+    private static func moveResponseBody(from uin: inout ByteBuffer, to out: inout ByteBuffer, exchange: inout ExchangeState,
+                                         chunked: Bool) -> (complete: Bool, truncated: Bool) {
         var complete = false
         var truncated = false
         switch exchange.responseBody {
@@ -256,15 +272,7 @@ extension UpstreamConnection {
             // The last chunk waits for room like any other bytes.
             if exchange.eof && uin.isEmpty && (!chunked || out.append("0\r\n\r\n")) { complete = true }
         }
-        input = uin
-        stream.responseBuffer = out
-        if truncated {
-            // The answer cannot be completed: the client sees it end mid-body.
-            _ = stream.sendResponse()
-            stream.exchangeAborted()
-            return false
-        }
-        return complete
+        return (complete, truncated)
     }
 
     /// The answer is handed over: the connection goes back to the pool when it can carry

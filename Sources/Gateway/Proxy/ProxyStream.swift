@@ -6,7 +6,7 @@
 /// whatever carries those bytes (plain TCP or TLS, Transport.swift). An HTTP/2 stream would
 /// implement it over nghttp2's session callbacks: DATA frames feed `moveRequestBody`,
 /// `writeResponseHead` becomes `nghttp2_submit_response`, and a data provider reads the body the
-/// proxy leaves in `responseBuffer` with `responseChunked` false.
+/// proxy writes through `withResponseBuffer` with `responseChunked` false.
 protocol ProxyStream: AnyObject {
     /// Moves request body bytes the client has sent into `out`, framed as the rewritten head
     /// announced to the upstream, advancing `exchange`'s request body; `.done` once it is all in.
@@ -20,8 +20,8 @@ protocol ProxyStream: AnyObject {
     /// it cannot be written even then.
     func writeResponseHead(_ head: ForwardedResponseHead, for exchange: UpstreamConnection) -> ResponseHeadOutcome
 
-    /// Where the answer's body bytes go.
-    var responseBuffer: ByteBuffer { get set }
+    /// Lends the buffer the answer's body bytes go into, for `body` to write in place.
+    func withResponseBuffer<R>(_ body: (inout ByteBuffer) -> R) -> R
     /// The body goes into `responseBuffer` with chunked framing (an HTTP/1.1 answer of unknown
     /// length); decided by `writeResponseHead`.
     var responseChunked: Bool { get }

@@ -57,31 +57,23 @@ final class UpstreamConnection {
     /// Writes as much of `output` as the socket takes. Returns false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard var out = output, !out.isEmpty else { return true }
-        defer { output = out }
+        guard !(output?.isEmpty ?? true) else { return true }
         // Keep the head bytes readable for a replay until the answer starts.
-        return Syscall.writeOut(fd, &out, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
+        return Syscall.writeOut(fd, &output!, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
     }
 
     /// Reads once into `input`. nil on error.
     @inline(__always)
     func readOnce() -> IOResult? {
-        guard var inp = input else { return nil }
-        defer { input = inp }
-        if inp.writableBytes == 0 { inp.compact() }
-        guard inp.writableBytes > 0 else { return .wouldBlock }
+        guard input != nil else { return nil }
+        if input!.writableBytes == 0 { input!.compact() }
+        guard input!.writableBytes > 0 else { return .wouldBlock }
         do {
-            let r = try Syscall.read(fd, inp.base + inp.writerIndex, inp.writableBytes)
+            let r = try Syscall.read(fd, input!.base + input!.writerIndex, input!.writableBytes)
             if case let .bytes(n) = r {
-                inp.writerIndex += n
-                if exchange.answerBytesArrived() {
-                    // The answer has started: the kept request head can go.
-                    if var out = output, out.readerIndex == out.writerIndex {
-                        out.readerIndex = 0
-                        out.writerIndex = 0
-                        output = out
-                    }
-                }
+                input!.writerIndex += n
+                // The answer has started: the kept request head can go.
+                if exchange.answerBytesArrived(), let out = output, out.isEmpty { output!.clear() }
             }
             if case .eof = r { exchange.eof = true }
             return r

@@ -1,7 +1,9 @@
 /// A fixed-capacity byte buffer with a read and a write index, memory from a `BufferPool`.
 ///
 /// Not copy-on-write and not reference counted: it is a view of pool memory owned by exactly one
-/// connection at a time, returned with `BufferPool.release` when the connection goes idle.
+/// connection at a time, returned with `BufferPool.release` when the connection goes idle. Its
+/// owner mutates it in place (`input!.consume(n)`, `&output!`), never through a copy that would
+/// have to be written back: a copy's indexes are lost when the write-back is forgotten.
 struct ByteBuffer {
     let base: UnsafeMutableRawPointer
     let capacity: Int
@@ -28,6 +30,13 @@ struct ByteBuffer {
     mutating func consume(_ n: Int) {
         readerIndex += n
         if readerIndex == writerIndex { readerIndex = 0; writerIndex = 0 }
+    }
+
+    /// Forgets every byte (a lingering close drops its input).
+    @inline(__always)
+    mutating func clear() {
+        readerIndex = 0
+        writerIndex = 0
     }
 
     /// Moves unread bytes to the front so the whole tail is writable.
