@@ -33,19 +33,12 @@ final class AdminSocket: @unchecked Sendable {
     }
 
     func start() throws {
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw StartupError("admin socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw StartupError("admin socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes) }
-        let old = umask(0o177)  // created 0600
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        umask(old)
-        guard rc == 0, listen(fd, 16) == 0 else { close(fd); throw StartupError("admin socket \(path): \(String(cString: strerror(errno)))") }
-        chmod(path, 0o600)
+        let fd: Int32
+        do {
+            fd = try Socket.listenUnix(path)
+        } catch {
+            throw StartupError("admin socket \(path): \(error)")
+        }
         Thread.detachNewThread { [self] in
             while true {
                 let c = accept(fd, nil, nil)

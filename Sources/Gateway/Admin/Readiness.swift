@@ -31,12 +31,8 @@ final class Readiness: Sendable {
     }
 
     static func reachable(_ address: SocketAddress) -> Bool {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = address
-        return withUnsafePointer(to: &addr.storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, addr.length) } } == 0
+        guard let fd = Socket.connectBlocking(address, timeoutSeconds: 1) else { return false }
+        Syscall.close(fd)
+        return true
     }
 }

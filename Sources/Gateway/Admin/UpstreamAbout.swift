@@ -32,15 +32,8 @@ final class UpstreamAbout: Sendable {
 
     /// One blocking `GET /api` with 2 s timeouts; the JSON object, or nil.
     static func fetch(_ address: SocketAddress, host: String) -> JSONValue? {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = address
-        let rc = withUnsafePointer(to: &addr.storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, addr.length) } }
-        guard rc == 0 else { return nil }
+        guard let fd = Socket.connectBlocking(address, timeoutSeconds: 2) else { return nil }
+        defer { Syscall.close(fd) }
         let request = Array("GET /api HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
         var data: [UInt8] = []

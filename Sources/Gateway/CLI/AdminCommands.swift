@@ -64,18 +64,8 @@ enum AdminCommands {
 
     /// One command over the admin socket; nil when nothing listens there.
     static func send(_ command: String, to path: String) -> String? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { return nil }
-        var tv = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard let fd = Socket.connectUnix(path, timeoutSeconds: 30) else { return nil }
+        defer { Syscall.close(fd) }
         let line = Array((command + "\n").utf8)
         guard line.withUnsafeBytes({ write(fd, $0.baseAddress!, $0.count) }) == line.count else { return nil }
         var answer: [UInt8] = []

@@ -348,7 +348,7 @@ final class ClientConnection {
             u.pool.close(u)
             close()
         case let .shutdownUpstreamWrite(u):
-            Socket.shutdownWrite(u.fd)
+            u.shutdownWrite()
         case .finishAnswer:
             break
         }

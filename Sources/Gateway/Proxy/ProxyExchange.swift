@@ -137,7 +137,7 @@ extension UpstreamConnection {
             let upstreamRoom = input.map { $0.writableBytes > 0 || $0.readerIndex > 0 } ?? true
             if stream.canTakeResponse && upstreamRoom && !exchange.eof { interest.insert(.read) }
         }
-        do { try pool.worker.loop.setInterest(fd, interest) } catch { upstreamFailed() }
+        if !watch(interest) { upstreamFailed() }
     }
 
     // MARK: response

@@ -82,6 +82,16 @@ final class UpstreamConnection {
         }
     }
 
+    /// Ends the sending side (a client's half-close passed on through a tunnel).
+    func shutdownWrite() { Socket.shutdownWrite(fd) }
+
+    /// Sets what the loop watches this connection for; false when the kernel refuses (the
+    /// caller ends the exchange).
+    func watch(_ interest: Interest) -> Bool {
+        do { try pool.worker.loop.setInterest(fd, interest) } catch { return false }
+        return true
+    }
+
     /// Rewinds `output` to the kept request head, for a replay on another connection.
     var keptRequestHead: UnsafeRawBufferPointer? {
         guard let out = output, exchange.keptHeadLength > 0 else { return nil }

@@ -8,6 +8,12 @@ struct SocketAddress: Sendable, CustomStringConvertible {
 
     var family: Int32 { Int32(storage.ss_family) }
 
+    /// Lends the address as the `sockaddr` pointer and length the socket calls take.
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var s = storage
+        return withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    }
+
     /// Resolves "host:port" or "[v6]:port" (numeric or by name, at load time only: this may block).
     static func resolve(_ hostPort: String) throws(AddressError) -> SocketAddress {
         let (host, port) = try split(hostPort)
@@ -133,11 +139,7 @@ enum Socket {
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = address
-        let rc = withUnsafePointer(to: &addr.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, addr.length) }
-        }
-        guard rc == 0 else {
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
             let e = errno
             Syscall.close(fd)
             throw SystemError(call: "bind", errno: e)
@@ -178,16 +180,55 @@ enum Socket {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         setNoDelay(fd)
-        var addr = address
-        let rc = withUnsafePointer(to: &addr.storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, addr.length) }
-        }
-        if rc != 0 && errno != EINPROGRESS {
+        if address.withSockAddr({ Glibc.connect(fd, $0, $1) }) != 0 && errno != EINPROGRESS {
             let e = errno
             Syscall.close(fd)
             throw SystemError(call: "connect", errno: e)
         }
         return fd
+    }
+
+    /// A blocking connection (off the loops only: readiness probes, the upstream's about object,
+    /// the CLI) with send and receive timeouts; nil when it cannot be made.
+    static func connectBlocking(_ address: SocketAddress, timeoutSeconds: Int) -> Int32? {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        setTimeouts(fd, seconds: timeoutSeconds)
+        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { Syscall.close(fd); return nil }
+        return fd
+    }
+
+    /// A unix stream socket listening at `path`, created mode 0600 (the admin socket).
+    static func listenUnix(_ path: String, backlog: Int32 = 16) throws(SystemError) -> Int32 {
+        guard let address = UnixSocketAddress(path) else { throw SystemError(call: "bind(unix path too long)", errno: ENAMETOOLONG) }
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
+        let old = umask(0o177)
+        let rc = address.withSockAddr { bind(fd, $0, $1) }
+        let e = errno
+        umask(old)
+        guard rc == 0 else { Syscall.close(fd); throw SystemError(call: "bind", errno: e) }
+        guard Glibc.listen(fd, backlog) == 0 else { let e = errno; Syscall.close(fd); throw SystemError(call: "listen", errno: e) }
+        chmod(path, 0o600)
+        return fd
+    }
+
+    /// A blocking connection to the unix socket at `path`; nil when nothing listens there.
+    static func connectUnix(_ path: String, timeoutSeconds: Int) -> Int32? {
+        guard let address = UnixSocketAddress(path) else { return nil }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        setTimeouts(fd, seconds: timeoutSeconds)
+        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { Syscall.close(fd); return nil }
+        return fd
+    }
+
+    /// Send and receive timeouts of a blocking socket.
+    static func setTimeouts(_ fd: Int32, seconds: Int) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// The pending error of a socket (after a non-blocking connect), 0 when connected.
@@ -216,5 +257,23 @@ enum Socket {
         lim.rlim_cur = lim.rlim_max
         setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lim)
         return UInt64(lim.rlim_cur)
+    }
+}
+
+/// A unix socket's path as a `sockaddr_un`.
+struct UnixSocketAddress {
+    private var address = sockaddr_un()
+
+    /// nil when the path does not fit.
+    init?(_ path: String) {
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    }
+
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var a = address
+        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
     }
 }

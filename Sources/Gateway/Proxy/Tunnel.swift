@@ -1,0 +1,70 @@
+/// A WebSocket (or other upgrade) tunnel, both ends in one place: once the upstream answers
+/// 101, its head goes to the client as it came (it is the handshake) and bytes pass both ways
+/// unparsed, each side read only while the other can take more. A half-close passes on; the
+/// tunnel ends when the upstream has closed and everything it sent is delivered. Only the state
+/// machine decides when it started (`tunnelBegins`) and what a close does.
+extension ClientConnection {
+    /// The 101 head goes to the client as the upstream sent it (it is the handshake); then
+    /// bytes pass both ways unparsed.
+    func upgradeAccepted(_ u: UpstreamConnection, headLength: Int) {
+        guard let uin = u.input else { return }
+        if output == nil { output = worker.buffers.take() }
+        guard output!.append(UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: headLength)) else {
+            u.pool.close(u)
+            exchangeFailed(.badGateway, requestComplete: false)
+            return
+        }
+        u.input!.consume(headLength)
+        logLine.status = 101
+        writeAccessLog()
+        machine.tunnelBegins(u)
+        setDeadline(worker.loop.now + UInt64(config.server.idleTimeoutMs), keepIfEarlier: false)
+        moveTunnelBytes(u)
+    }
+
+    func tunnelEvent(_ u: UpstreamConnection, _ events: IOEvents) {
+        if events.writable { _ = u.flush() }
+        switch u.readOnce() {
+        case nil:
+            abort()
+            return
+        case .bytes?:
+            progress()
+        default:
+            break
+        }
+        moveTunnelBytes(u)
+    }
+
+    func tunnelClientToUpstream(_ u: UpstreamConnection) {
+        if input == nil { input = worker.buffers.take() }
+        if input!.writableBytes == 0 { input!.compact() }
+        if input!.writableBytes > 0 {
+            switch transport.read(fd, into: &input!) {
+            case .bytes?:
+                progress()
+            case .eof?:
+                // The half-close passes on; the tunnel ends when the upstream closes too.
+                if case let .shutdownUpstreamWrite(u) = machine.peerDidClose(requestSent: true) { u.shutdownWrite() }
+            case .wouldBlock?:
+                break
+            case nil:
+                abort()
+                return
+            }
+        }
+        moveTunnelBytes(u)
+    }
+
+    /// Moves whatever each side has buffered to the other and flushes both.
+    private func moveTunnelBytes(_ u: UpstreamConnection) {
+        if !(u.input?.isEmpty ?? true), output != nil { _ = output!.move(from: &u.input!) }
+        if !(input?.isEmpty ?? true), u.output != nil { _ = u.output!.move(from: &input!) }
+        guard flush(), u.flush() else { abort(); return }
+        var interest: Interest = []
+        if let out = u.output, !out.isEmpty { interest.insert(.write) }
+        if !u.exchange.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
+        guard u.watch(interest) else { abort(); return }
+        if u.exchange.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
+    }
+}
