@@ -100,6 +100,24 @@ final class ProxyResilienceTests: XCTestCase {
         XCTAssertEqual(r.json?["path"] as? String, "/api/v3/still-fine")
     }
 
+    /// A request the client cut short still gets its access-log line, saying why it ended and
+    /// with the errno of the call that failed.
+    func testARequestCutShortByAResetIsLoggedWithWhy() throws {
+        let gw = try GatewayHarness()
+        do {
+            let c = try gw.connect()
+            try c.send("GET /api/v3/bytes/50000000 HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            XCTAssertGreaterThan(recv(c.fd, &chunk, chunk.count, 0), 0)
+            var reset = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+        }  // closed with unread bytes and no linger: a reset
+        XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("GET /api/v3/bytes/50000000 200") }, gw.log)
+        let line = gw.log.split(separator: "\n").first { $0.contains("/api/v3/bytes/50000000") } ?? ""
+        XCTAssertTrue(line.contains(" closed=client_"), String(line))
+        XCTAssertTrue(line.contains(" errno="), String(line))
+    }
+
     func testFiveHundredConcurrentKeepAliveConnectionsAreAllServed() throws {
         let gw = try GatewayHarness(workers: 2)
         let bearer = gw.bearer

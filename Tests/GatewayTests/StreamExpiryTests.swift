@@ -53,5 +53,6 @@ final class StreamExpiryTests: XCTestCase {
         }
         XCTAssertLessThan(got, 400_000_000, "cut before the end")
         XCTAssertLessThan(Date().timeIntervalSince(start), 7)
+        XCTAssertTrue(waitUntil(seconds: 5) { gw.log.contains("closed=token_expired") }, gw.log)
     }
 }

@@ -27,6 +27,8 @@ final class ClientConnection {
     var timerAt: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).
     var logLine = AccessLogEntry()
+    /// The socket call that failed, for the log line of the request it cut short.
+    var failure: SystemError?
 
     /// The current request, as the state machine knows it.
     var request: RequestState {
@@ -81,9 +83,9 @@ final class ClientConnection {
         // A head larger than a small buffer: the buffer grows (once) to hold it whole.
         if input!.writableBytes == 0, machine.isAwaitingHead { _ = worker.buffers.enlarge(&input!) }
         guard input!.writableBytes > 0 else { return }
-        switch transport.read(fd, into: &input!) {
+        switch read() {
         case nil:
-            abort()
+            abort("client_read_failed")
         case .bytes?:
             progress()
             processInput()
@@ -95,7 +97,7 @@ final class ClientConnection {
     }
 
     private func writable() {
-        guard flush() else { abort(); return }
+        guard flush() else { abort("client_write_failed"); return }
         if outputPending { return }
         // Output drained: things waiting for room can move again.
         switch machine.outputDrained() {
@@ -257,13 +259,27 @@ final class ClientConnection {
         return output!.append(bytes)
     }
 
+    /// Reads once into `input`; nil on an error (kept in `failure`).
+    func read() -> IOResult? {
+        do {
+            return try transport.read(fd, into: &input!)
+        } catch {
+            failure = error
+            return nil
+        }
+    }
+
     /// Writes as much of `output` as the socket takes; false on a write error.
     @inline(__always)
     func flush() -> Bool {
         guard !(output?.isEmpty ?? true) else { return transport.sendPending(fd) }
-        guard let written = transport.write(fd, from: &output!) else { return false }
-        if written > 0 { progress() }
-        return true
+        do {
+            if try transport.write(fd, from: &output!) > 0 { progress() }
+            return true
+        } catch {
+            failure = error
+            return false
+        }
     }
 
     /// Requests are taken only while less than this much of earlier answers waits: a client
@@ -312,7 +328,8 @@ final class ClientConnection {
                 try worker.loop.setInterest(fd, interest)
             } catch {
                 worker.logEvent("client connection from \(peer.text) closed: \(error)")
-                abort()
+                failure = error
+                abort("epoll_failed")
             }
             return
         }
@@ -354,8 +371,17 @@ final class ClientConnection {
         }
     }
 
-    /// Ends the connection at once (errors, resets).
-    func abort() {
+    /// Ends the connection at once (errors, resets). A request cut short gets its access-log line
+    /// here, saying why (`closed=`, with the errno of the failed call).
+    func abort(_ why: StaticString) {
+        switch machine.state {
+        case .proxying, .pending:
+            logLine.closed = why
+            logLine.closedErrno = failure?.errno ?? 0
+            writeAccessLog()
+        default:
+            break
+        }
         close()
     }
 

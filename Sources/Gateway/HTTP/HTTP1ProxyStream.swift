@@ -73,7 +73,7 @@ extension ClientConnection: ProxyStream {
         writeAccessLog()
         let flushed = flush()
         let action = machine.exchangeFinished(unsentBody: unsentBody, draining: worker.draining, outputPending: outputPending)
-        guard flushed else { abort(); return }
+        guard flushed else { abort("client_write_failed"); return }
         switch action {
         case .close:
             close()
@@ -108,8 +108,8 @@ extension ClientConnection: ProxyStream {
         respondAndClose(response)
     }
 
-    func exchangeAborted() {
-        abort()
+    func exchangeAborted(_ why: StaticString) {
+        abort(why)
     }
 
     func exchangeMoved(to u: UpstreamConnection) {

@@ -16,26 +16,31 @@ enum Transport {
         }
     }
 
-    /// Reads once into `buffer`'s free space; nil on a connection error.
+    /// Reads once into `buffer`'s free space.
     @inline(__always)
-    func read(_ fd: Int32, into buffer: inout ByteBuffer) -> IOResult? {
+    func read(_ fd: Int32, into buffer: inout ByteBuffer) throws(SystemError) -> IOResult {
         switch self {
         case .plain:
-            guard let r = try? Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes) else { return nil }
+            let r = try Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes)
             if case let .bytes(n) = r { buffer.writerIndex += n }
             return r
         case let .tls(session):
-            return session.read(fd, into: &buffer)
+            guard let r = session.read(fd, into: &buffer) else { throw SystemError.tls }
+            return r
         }
     }
 
     /// Writes `buffer`'s readable bytes as far as the socket takes them; the number of bytes
-    /// taken from `buffer`, nil on a connection error.
+    /// taken from `buffer`.
     @inline(__always)
-    func write(_ fd: Int32, from buffer: inout ByteBuffer) -> Int? {
+    func write(_ fd: Int32, from buffer: inout ByteBuffer) throws(SystemError) -> Int {
         switch self {
-        case .plain: return Syscall.writeOut(fd, &buffer)
-        case let .tls(session): return session.write(fd, from: &buffer)
+        case .plain:
+            guard let n = Syscall.writeOut(fd, &buffer) else { throw SystemError(call: "send", errno: errno) }
+            return n
+        case let .tls(session):
+            guard let n = session.write(fd, from: &buffer) else { throw SystemError.tls }
+            return n
         }
     }
 

@@ -48,7 +48,7 @@ extension UpstreamConnection {
     func exchangeTimedOut() {
         guard let stream else { return }
         if exchange.responseStarted {
-            stream.exchangeAborted()
+            stream.exchangeAborted("timeout")
         } else {
             answerError(.gatewayTimeout)
         }
@@ -73,7 +73,7 @@ extension UpstreamConnection {
         guard let stream else { return }
         let started = exchange.responseStarted
         pool.close(self)
-        if started { stream.exchangeAborted() } else { stream.requestBodyRefused(response) }
+        if started { stream.exchangeAborted("request_body_refused") } else { stream.requestBodyRefused(response) }
     }
 
     // MARK: upstream events
@@ -204,7 +204,7 @@ extension UpstreamConnection {
             let buffered = input?.readableBytes ?? 0
             let done = pumpResponseBody(stream)
             guard self.stream != nil else { return }
-            guard stream.sendResponse() else { stream.exchangeAborted(); return }
+            guard stream.sendResponse() else { stream.exchangeAborted("client_write_failed"); return }
             if done { finish(); return }
             // Bytes left here because the client side was full move as soon as it has room,
             // which sending may just have made: no event would come for bytes already read.
@@ -229,7 +229,7 @@ extension UpstreamConnection {
         if truncated {
             // The answer cannot be completed: the client sees it end mid-body.
             _ = stream.sendResponse()
-            stream.exchangeAborted()
+            stream.exchangeAborted("upstream_broke_off")
             return false
         }
         return complete
@@ -290,7 +290,7 @@ extension UpstreamConnection {
     private func upstreamFailed() {
         guard let stream else { return }
         if exchange.responseStarted {
-            stream.exchangeAborted()
+            stream.exchangeAborted("upstream_failed")
             return
         }
         if exchange.mayReplay(reused: reused), let head = keptRequestHead, let fresh = try? pool.connectNew() {

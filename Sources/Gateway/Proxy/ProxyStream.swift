@@ -38,8 +38,8 @@ protocol ProxyStream: AnyObject {
     func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool)
     /// The request's body broke a rule (malformed framing, over the limit): answer and close.
     func requestBodyRefused(_ response: GatewayResponse)
-    /// The exchange broke after its answer began: the client side is cut.
-    func exchangeAborted()
+    /// The exchange broke after its answer began: the client side is cut, `why` goes to its log line.
+    func exchangeAborted(_ why: StaticString)
     /// The one retry moved the exchange to a fresh upstream connection.
     func exchangeMoved(to exchange: UpstreamConnection)
     /// The upstream accepted the upgrade (101, its head `headLength` bytes at the front of the

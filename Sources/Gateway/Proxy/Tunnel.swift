@@ -26,7 +26,7 @@ extension ClientConnection {
         if events.writable { _ = u.flush() }
         switch u.readOnce() {
         case nil:
-            abort()
+            abort("upstream_read_failed")
             return
         case .bytes?:
             progress()
@@ -40,7 +40,7 @@ extension ClientConnection {
         if input == nil { input = worker.buffers.take() }
         if input!.writableBytes == 0 { input!.compact() }
         if input!.writableBytes > 0 {
-            switch transport.read(fd, into: &input!) {
+            switch read() {
             case .bytes?:
                 progress()
             case .eof?:
@@ -49,7 +49,7 @@ extension ClientConnection {
             case .wouldBlock?:
                 break
             case nil:
-                abort()
+                abort("client_read_failed")
                 return
             }
         }
@@ -60,11 +60,11 @@ extension ClientConnection {
     private func moveTunnelBytes(_ u: UpstreamConnection) {
         if !(u.input?.isEmpty ?? true), output != nil { _ = output!.move(from: &u.input!) }
         if !(input?.isEmpty ?? true), u.output != nil { _ = u.output!.move(from: &input!) }
-        guard flush(), u.flush() else { abort(); return }
+        guard flush(), u.flush() else { abort("write_failed"); return }
         var interest: Interest = []
         if let out = u.output, !out.isEmpty { interest.insert(.write) }
         if !u.exchange.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
-        guard u.watch(interest) else { abort(); return }
+        guard u.watch(interest) else { abort("epoll_failed"); return }
         if u.exchange.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }
     }
 }

@@ -12,12 +12,18 @@ struct AccessLogEntry {
     var status = 0
     var bytes: Int64 = 0
     var rule: BearerFailureRule?
+    /// Why the connection ended before the exchange did (a reset, an upstream that broke off, a
+    /// token that expired mid-stream), with the errno of the failed call when there was one.
+    var closed: StaticString?
+    var closedErrno: Int32 = 0
     /// Off when access logging is: the fields are then not copied at all.
     var enabled = true
 
     static let maxField = 256
 
     mutating func reset() {
+        closed = nil
+        closedErrno = 0
         guard enabled else { status = 0; bytes = 0; rule = nil; return }
         methodBytes.removeAll(keepingCapacity: true)
         pathBytes.removeAll(keepingCapacity: true)
@@ -51,7 +57,8 @@ struct AccessLogEntry {
         for c in b.prefix(maxField) { a.append(c > 0x20 && c < 0x7F ? c : UInt8(ascii: "?")) }
     }
 
-    /// Appends the line: `<unix time> <peer> <method> <path> <status> <bytes> <ms>ms user=<u> rid=<id> [rule=<r>]`.
+    /// Appends the line: `<unix time> <peer> <method> <path> <status> <bytes> <ms>ms user=<u> rid=<id>
+    /// [rule=<r>] [closed=<why> [errno=<n>]]`.
     func write(to out: inout [UInt8], unixTime: Int64, peer: PeerAddress, durationMs: Int64) {
         func add(_ s: String) { out.append(contentsOf: s.utf8) }
         func add(_ b: [UInt8]) { if b.isEmpty { out.append(UInt8(ascii: "-")) } else { out.append(contentsOf: b) } }
@@ -67,6 +74,11 @@ struct AccessLogEntry {
         if let rule {
             add(" rule=")
             if let t = rule.tokenError { add(t.rule) } else if let s = rule.text { add(s.description) }
+        }
+        if let closed {
+            add(" closed=")
+            add(closed.description)
+            if closedErrno != 0 { add(" errno=\(closedErrno)") }
         }
         out.append(0x0A)
     }

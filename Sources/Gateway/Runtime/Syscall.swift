@@ -5,7 +5,10 @@ import Glibc
 struct SystemError: Error, CustomStringConvertible {
     let call: StaticString
     let errno: Int32
-    var description: String { "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+    var description: String { errno == 0 ? "\(call) failed" : "\(call): \(String(cString: strerror(errno))) (errno \(errno))" }
+
+    /// A TLS session that failed (an alert, a protocol error, or its socket's).
+    static let tls = SystemError(call: "tls", errno: 0)
 }
 
 /// The outcome of a non-blocking read or write.

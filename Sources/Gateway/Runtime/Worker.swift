@@ -187,11 +187,11 @@ final class Worker {
                 }
                 if now >= c.request.tokenExpiresAt || revoked {
                     logEvent("closed a tunnel of \(String(decoding: identity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
-                    c.abort()
+                    c.abort(revoked ? "token_revoked" : "token_expired")
                 }
             case .proxying(let u) where u.exchange.responseStarted && now >= c.request.tokenExpiresAt:
                 logEvent("ended a streaming answer: its token expired")
-                c.abort()
+                c.abort("token_expired")
             default:
                 break
             }
