@@ -328,11 +328,7 @@ struct ClientConnectionState<Upstream> {
     /// After an error: flush, shut the write side, drop input for a while. The upstream to close,
     /// when one was in use.
     mutating func lingers() -> Upstream? {
-        var upstream: Upstream?
-        switch state {
-        case let .proxying(u), let .tunnel(u, _): upstream = u
-        default: break
-        }
+        let upstream = self.upstream
         state = .lingering
         closeAfterFlush = true
         return upstream
@@ -340,13 +336,17 @@ struct ClientConnectionState<Upstream> {
 
     /// The connection ends; the upstream to close, when one was in use (nil when closed already).
     mutating func closes() -> Upstream? {
-        var upstream: Upstream?
-        switch state {
-        case let .proxying(u), let .tunnel(u, _): upstream = u
-        default: break
-        }
+        let upstream = self.upstream
         state = .closed
         return upstream
+    }
+
+    /// The upstream connection in use (proxying or tunnelling).
+    private var upstream: Upstream? {
+        switch state {
+        case let .proxying(u), let .tunnel(u, _): return u
+        default: return nil
+        }
     }
 
     enum DrainAction { case close, closeWhenFlushed, none }
