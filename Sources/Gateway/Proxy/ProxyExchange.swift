@@ -85,8 +85,8 @@ extension UpstreamConnection {
             upstreamFailed()
             return
         }
-        if exchange.tunneling {
-            stream.tunnelEvent(self, events)
+        if exchange.tunneling, let tunnel = stream as? any UpgradableStream {
+            tunnel.tunnelEvent(self, events)
             return
         }
         if phase == .connecting {
@@ -169,10 +169,13 @@ extension UpstreamConnection {
                         continue
                     }
                     if h.status == 101 {
-                        guard exchange.tunnelRequested else { answerError(.badGateway); return }
+                        guard exchange.tunnelRequested, let tunnel = stream as? any UpgradableStream else {
+                            answerError(.badGateway)
+                            return
+                        }
                         exchange.tunneling = true
                         exchange.responseStarted = true
-                        stream.upgradeAccepted(self, headLength: h.headLength)
+                        tunnel.upgradeAccepted(self, headLength: h.headLength)
                         return
                     }
                     let framing = Gateway.responseBody(h, requestWasHEAD: stream.requestWasHEAD)

@@ -42,10 +42,6 @@ protocol ProxyStream: AnyObject {
     func exchangeAborted(_ why: StaticString)
     /// The one retry moved the exchange to a fresh upstream connection.
     func exchangeMoved(to exchange: UpstreamConnection)
-    /// The upstream accepted the upgrade (101, its head `headLength` bytes at the front of the
-    /// exchange's input): from now on bytes pass both ways as they are, through `tunnelEvent`.
-    func upgradeAccepted(_ exchange: UpstreamConnection, headLength: Int)
-    func tunnelEvent(_ exchange: UpstreamConnection, _ events: IOEvents)
 
     /// The exchange now waits for `wait`: the stream's deadline moves to its timeout.
     func exchangeWaits(_ wait: ExchangeWait)
@@ -53,6 +49,16 @@ protocol ProxyStream: AnyObject {
     func exchangeProgressed()
     /// An upstream event was handled: the stream updates what it waits for.
     func exchangeEventHandled()
+}
+
+/// A client side that can become a tunnel (HTTP/1.1's `Upgrade`; an HTTP/2 stream has no
+/// upgrades and does not adopt it). The exchange asks for it only for a request that asked to
+/// upgrade, when the upstream answers 101.
+protocol UpgradableStream: ProxyStream {
+    /// The upstream accepted the upgrade (101, its head `headLength` bytes at the front of the
+    /// exchange's input): from now on bytes pass both ways as they are, through `tunnelEvent`.
+    func upgradeAccepted(_ exchange: UpstreamConnection, headLength: Int)
+    func tunnelEvent(_ exchange: UpstreamConnection, _ events: IOEvents)
 }
 
 /// Whether an answer's head was handed to the client side.

@@ -3,7 +3,7 @@
 /// unparsed, each side read only while the other can take more. A half-close passes on; the
 /// tunnel ends when the upstream has closed and everything it sent is delivered. Only the state
 /// machine decides when it started (`tunnelBegins`) and what a close does.
-extension ClientConnection {
+extension ClientConnection: UpgradableStream {
     /// The 101 head goes to the client as the upstream sent it (it is the handshake); then
     /// bytes pass both ways unparsed.
     func upgradeAccepted(_ u: UpstreamConnection, headLength: Int) {
