@@ -40,6 +40,28 @@ final class ClientConnectionStateTests: XCTestCase {
         XCTAssertEqual(Machine().nextRequestTimeout, .header, "the first request waits under the header timeout")
     }
 
+    func testPipelinedRequestsAreTakenOneAtATimeAndNotWhileAnswersWaitUnread() {
+        var m = machine()
+        XCTAssertTrue(m.takesNextRequest(inputEmpty: false, answersBacklogged: false))
+        XCTAssertFalse(m.takesNextRequest(inputEmpty: true, answersBacklogged: false))
+        XCTAssertFalse(m.takesNextRequest(inputEmpty: false, answersBacklogged: true), "backpressure")
+        m.proxyingBegins(1)
+        XCTAssertFalse(m.takesNextRequest(inputEmpty: false, answersBacklogged: false), "the one in flight first")
+        _ = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: false)
+        XCTAssertTrue(m.takesNextRequest(inputEmpty: false, answersBacklogged: false))
+        var closing = machine(keepAlive: false)
+        _ = closing.requestAnswered(draining: false)
+        XCTAssertFalse(closing.takesNextRequest(inputEmpty: false, answersBacklogged: false), "bytes after a closing answer are not read")
+    }
+
+    func testContinueIsSentOnceForASmallBodyTheClientWaitsFor() {
+        var m = machine()
+        XCTAssertFalse(m.continueNeeded(expectContinue: false))
+        XCTAssertTrue(m.continueNeeded(expectContinue: true))
+        m.requestBegins(keepAlive: true, isHEAD: false, speaks11: true, draining: false, now: 200)  // the head again, more body came
+        XCTAssertFalse(m.continueNeeded(expectContinue: true), "once")
+    }
+
     func testADrainingWorkerKeepsNoConnectionAlive() {
         var m = machine(draining: true)
         XCTAssertFalse(m.request.keepAlive)

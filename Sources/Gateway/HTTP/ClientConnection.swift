@@ -115,7 +115,7 @@ final class ClientConnection {
         while true {
             switch machine.state {
             case .awaitingHead:
-                guard !machine.closeAfterFlush, !answersBacklogged, let inp = input, !inp.isEmpty else {
+                guard machine.takesNextRequest(inputEmpty: input?.isEmpty ?? true, answersBacklogged: answersBacklogged) else {
                     releaseIdleBuffers()
                     return
                 }

@@ -105,6 +105,21 @@ struct ClientConnectionState<Upstream> {
         request.sentContinue = carried.sentContinue
     }
 
+    /// Whether the next pipelined request may be taken now: one is waiting, the connection is not
+    /// closing, and less than the backlog limit of earlier answers waits to be read
+    /// (backpressure: answers stay in order and a client that does not read is not read).
+    func takesNextRequest(inputEmpty: Bool, answersBacklogged: Bool) -> Bool {
+        isAwaitingHead && !closeAfterFlush && !answersBacklogged && !inputEmpty
+    }
+
+    /// A request whose small body the gateway awaits: true when `100 Continue` must be sent now
+    /// (the client waits for it; it is sent once however often the head is handled again).
+    mutating func continueNeeded(expectContinue: Bool) -> Bool {
+        guard expectContinue && !request.sentContinue else { return false }
+        request.sentContinue = true
+        return true
+    }
+
     /// What happens to a request body the gateway's own answer leaves unread.
     enum UnreadBody {
         /// None is left: the next request follows.

@@ -13,8 +13,7 @@ extension ClientConnection {
             respondAndClose(response)
             return false
         case .awaitBody:
-            if head.expectContinue && !request.sentContinue {
-                request.sentContinue = true
+            if machine.continueNeeded(expectContinue: head.expectContinue) {
                 _ = appendOutput(ResponseWriter.continueLine)
                 _ = flush()
             }
