@@ -91,14 +91,32 @@ final class ClientConnectionStateTests: XCTestCase {
         XCTAssertTrue(m.discardBegins(discard))
         XCTAssertFalse(m.discardBegins(discard), "only from awaiting a head")
         guard case .needMore = m.bodyDropped(discard, .needMore), case .discardingBody = m.state else { return XCTFail() }
-        guard case .next(armIdle: true) = m.bodyDropped(discard, .done), m.isAwaitingHead else { return XCTFail() }
+        guard case .next = m.bodyDropped(discard, .done), m.isAwaitingHead else { return XCTFail() }
         _ = m.discardBegins(discard)
         guard case .linger = m.bodyDropped(discard, .refused) else { return XCTFail() }
         XCTAssertTrue(m.closeAfterFlush)
         var closing = machine(keepAlive: false)
         _ = closing.requestAnswered(draining: false)
         _ = closing.discardBegins(discard)
-        guard case .next(armIdle: false) = closing.bodyDropped(discard, .done) else { return XCTFail("no idle wait before a close") }
+        guard case .closeWhenFlushed = closing.bodyDropped(discard, .done) else { return XCTFail("no idle wait before a close") }
+    }
+
+    func testShutdownWhileABodyIsDroppedClosesOnceItIsDropped() {
+        var m = machine()
+        let discard = BodyDiscard(.length(10), limit: 64)
+        _ = m.discardBegins(discard)
+        XCTAssertEqual(m.drain(inputEmpty: false), .none)
+        guard case .closeWhenFlushed = m.bodyDropped(discard, .done) else { return XCTFail("not the next request") }
+        XCTAssertFalse(m.takesNextRequest(inputEmpty: false, answersBacklogged: false))
+    }
+
+    func testATimerAfterAnAnswerThatEndsTheConnectionClosesWithoutAnotherAnswer() {
+        var m = machine(keepAlive: false)
+        m.proxyingBegins(1)
+        guard case .closeWhenFlushed = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: true) else { return XCTFail() }
+        guard case .close = m.timerFired(answersBacklogged: false, partialHead: true) else {
+            return XCTFail("pipelined bytes after a closing answer are not a slow head to answer 400")
+        }
     }
 
     // MARK: the proxy

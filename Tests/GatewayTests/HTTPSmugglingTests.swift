@@ -132,6 +132,17 @@ final class HTTPSmugglingTests: XCTestCase {
         XCTAssertEqual(spy.received(), [])
     }
 
+    /// An answer after which the connection ends says so, whoever asked for the close.
+    func testAnAnswerThatEndsTheConnectionSaysConnectionClose() throws {
+        for path in ["/healthz", "/nowhere", "/api/login"] {
+            let c = try gw.connect()
+            try c.send("GET \(path) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            let r = try c.readResponse()
+            XCTAssertEqual(r.header("connection"), "close", path)
+            XCTAssertTrue(c.peerClosed(), path)
+        }
+    }
+
     /// HEAD to an endpoint of the gateway's own gets the head a GET would get and no body, so
     /// the next answer on the connection is read as the next answer.
     func testAHEADAnswerOfTheGatewaysOwnCarriesNoBody() throws {

@@ -129,9 +129,10 @@ final class ClientConnection {
                 case .linger:
                     enterLingering()
                     return
-                case .next(armIdle: false):
+                case .closeWhenFlushed:
+                    if !outputPending { close() }
                     return
-                case .next(armIdle: true):
+                case .next:
                     armIdleDeadline()
                 }
             case .proxying(let u):
@@ -170,6 +171,7 @@ final class ClientConnection {
             return false
         case let .complete(head):
             snapshot = worker.state
+            failure = nil
             machine.requestBegins(keepAlive: head.keepAlive, isHEAD: head.isHEAD, speaks11: head.version == .http11,
                                   draining: worker.draining, now: worker.loop.now)
             return startRequest(head)
@@ -210,7 +212,7 @@ final class ClientConnection {
             answerAndClose(answer.bytes, status: answer.status)
             return
         }
-        let answer = wire(response, close: false)
+        let answer = wire(response, close: answerEndsConnection)
         guard appendOutput(answer.bytes) else { respondAndClose(.internalError); return }
         logLine.status = answer.status
         logLine.bytes = Int64(answer.bytes.count)
@@ -218,6 +220,10 @@ final class ClientConnection {
         finishLocalRequest()
         if case let .discard(discard) = unread { discardBody(discard) }
     }
+
+    /// The answer being written is the connection's last (the client asked to close, or the
+    /// worker drains): it says `Connection: close`.
+    var answerEndsConnection: Bool { !request.keepAlive || worker.draining }
 
     /// The most body bytes read and dropped after an answer to keep the connection.
     static let maxDiscardedBody: Int64 = 65_536
@@ -284,8 +290,9 @@ final class ClientConnection {
 
     /// Requests are taken only while less than this much of earlier answers waits: a client
     /// that pipelines without reading is not read until it has read them (backpressure), and
-    /// an answer the gateway gives itself always has room.
-    static let answerBacklogLimit = 16_384
+    /// an answer the gateway gives itself (any but a large about object) fits beside them in a
+    /// small buffer, which therefore never grows for them.
+    static let answerBacklogLimit = HTTPLimits.bufferBytes / 2
 
     var answersBacklogged: Bool { (output?.readableBytes ?? 0) >= Self.answerBacklogLimit }
 
@@ -359,11 +366,9 @@ final class ClientConnection {
         let requestSent: Bool
         if case let .proxying(u) = machine.state { requestSent = u.exchange.requestComplete } else { requestSent = true }
         switch machine.peerDidClose(requestSent: requestSent) {
-        case .close:
-            close()
-        case let .closeExchangeAndClose(u):
-            u.pool.close(u)
-            close()
+        case .close, .closeExchangeAndClose:
+            // A request cut short (its body unsent, its answer pending) is logged as such.
+            abort("client_closed")
         case let .shutdownUpstreamWrite(u):
             u.shutdownWrite()
         case .finishAnswer:

@@ -134,8 +134,10 @@ struct ClientConnectionState<Upstream> {
 
     enum DiscardAction {
         case needMore
-        /// The body ended: the next request follows (`armIdle`: its idle time starts).
-        case next(armIdle: Bool)
+        /// The body ended: the next request follows.
+        case next
+        /// The body ended and the connection closes once its answers are flushed.
+        case closeWhenFlushed
         /// The body broke its framing or limit: the connection ends, lingering.
         case linger
     }
@@ -153,7 +155,7 @@ struct ClientConnectionState<Upstream> {
             return .linger
         case .done:
             state = .awaitingHead
-            return .next(armIdle: !closeAfterFlush)
+            return closeAfterFlush ? .closeWhenFlushed : .next
         }
     }
 
@@ -251,8 +253,9 @@ struct ClientConnectionState<Upstream> {
     func timerFired(answersBacklogged: Bool, partialHead: Bool) -> TimerAction {
         switch state {
         case .awaitingHead:
-            // A client that stopped reading its answers for idle_timeout: nothing to say.
-            if answersBacklogged { return .close }
+            // A client that stopped reading its answers for idle_timeout: nothing to say; after
+            // an answer that ends the connection, no more answers (pipelined bytes are not read).
+            if answersBacklogged || closeAfterFlush { return .close }
             return partialHead ? .cutSlowHead : .close
         case .discardingBody, .lingering, .closed, .tunnel:
             return .close
@@ -337,6 +340,11 @@ struct ClientConnectionState<Upstream> {
     /// Shutdown: an idle connection closes now, a busy one after its current answer.
     mutating func drain(inputEmpty: Bool) -> DrainAction {
         request.keepAlive = false
+        if case .discardingBody = state {
+            // The answer is given: once the body is dropped, nothing more is read.
+            closeAfterFlush = true
+            return .none
+        }
         guard isAwaitingHead else { return .none }
         if inputEmpty { return .close }
         closeAfterFlush = true

@@ -96,7 +96,7 @@ extension ClientConnection: ProxyStream {
             respondAndClose(response)
             return
         }
-        let answer = wire(.error(response), close: false)
+        let answer = wire(.error(response), close: answerEndsConnection)
         guard appendOutput(answer.bytes) else { respondAndClose(response); return }
         logLine.status = answer.status
         logLine.bytes = Int64(answer.bytes.count)

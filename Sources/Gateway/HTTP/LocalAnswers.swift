@@ -68,7 +68,7 @@ extension ClientConnection {
 
     /// Queues the answer of a request that was pending (its state moved on already).
     private func deliver(_ response: LocalResponse) {
-        let answer = wire(response, close: false)
+        let answer = wire(response, close: answerEndsConnection)
         guard appendOutput(answer.bytes) else { respondAndClose(.internalError); return }
         logLine.status = answer.status
         logLine.bytes = Int64(answer.bytes.count)

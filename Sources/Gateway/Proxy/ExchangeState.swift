@@ -85,8 +85,9 @@ struct ExchangeState {
     /// Whether the connection may carry another request once this answer is complete: not
     /// after an answer delimited by the close or without a body (HEAD, 204, 304: an upstream
     /// that sends one anyway would have it read as the next client's answer), not with bytes
-    /// past the answer (`leftover`), not when the request was not sent whole (the upstream
-    /// would read its rest as a request), not when either side said close.
+    /// past the answer or request bytes still unsent (`leftover`), not when the request was not
+    /// taken whole (the upstream would read its rest as a request), not when either side said
+    /// close.
     func reusable(leftover: Bool) -> Bool {
         guard responseKeepAlive, requestComplete, !eof, !leftover else { return false }
         switch responseBody {

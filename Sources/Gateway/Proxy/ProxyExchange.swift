@@ -284,7 +284,10 @@ extension UpstreamConnection {
     private func finish() {
         guard let stream else { return }
         let bodyBytes = exchange.responseBodyBytes, unsent = exchange.unsentBody
-        if exchange.reusable(leftover: !(input?.isEmpty ?? true)) { pool.release(self) } else { pool.close(self) }
+        // Leftovers either way: answer bytes past the answer, or request bytes not yet sent (an
+        // early answer while the socket was full): the upstream would read them as a request.
+        let leftover = !(input?.isEmpty ?? true) || !(output?.isEmpty ?? true)
+        if exchange.reusable(leftover: leftover) { pool.release(self) } else { pool.close(self) }
         stream.exchangeFinished(bodyBytes: bodyBytes, unsentBody: unsent)
     }
 

@@ -126,6 +126,9 @@ final class Worker {
         lastSweep = loop.now
         for p in pools { p.sweep(now: loop.now) }
         endStreamsOfExpiredTokens()
+        // Accepting paused for want of descriptors resumes on a closing connection, or here: a
+        // worker with nothing to close would otherwise never accept again.
+        if acceptPaused && !draining && connectionCount < state.config.server.maxConnections { resumeAccepting() }
         if draining && (connectionCount == 0 || loop.now >= drainDeadline) { stopped = true }
     }
 
@@ -161,12 +164,11 @@ final class Worker {
                 let registered = try loop.register(fd, interest: .read, handler: .client(c))
                 precondition(registered == gen)
             } catch {
-                // The kernel cannot watch one more descriptor (out of memory): this client is
-                // turned away, the worker lives on.
+                // The kernel cannot watch one more descriptor (out of memory, the watch limit):
+                // this client is turned away, the worker lives on and keeps accepting.
                 logEvent("connection from \(peer.text) refused: \(error)")
                 Syscall.close(fd)
-                pauseAccepting()
-                return
+                continue
             }
             connectionCount += 1
             c.armIdleDeadline()
@@ -204,18 +206,25 @@ final class Worker {
         setListenerInterest([])
     }
 
-    private func setListenerInterest(_ interest: Interest) {
+    private func resumeAccepting() {
+        guard acceptPaused, listenFD >= 0 else { return }
+        // Still paused when the kernel refuses: the next sweep tries again.
+        acceptPaused = !setListenerInterest(.read)
+    }
+
+    /// False when the kernel refused for a listener.
+    @discardableResult
+    private func setListenerInterest(_ interest: Interest) -> Bool {
+        var done = true
         for fd in [listenFD, tlsListenFD] where fd >= 0 {
-            do { try loop.setInterest(fd, interest) } catch { logEvent("listener: \(error)") }
+            do { try loop.setInterest(fd, interest) } catch { logEvent("listener: \(error)"); done = false }
         }
+        return done
     }
 
     func connectionClosed(_ c: ClientConnection) {
         connectionCount -= 1
-        if acceptPaused && !draining && listenFD >= 0 {
-            acceptPaused = false
-            setListenerInterest(.read)
-        }
+        if !draining { resumeAccepting() }
         if draining && connectionCount == 0 { stopped = true }
     }
 
