@@ -6,10 +6,21 @@ import XCTest
 /// Running the gateway: signals, reload, limits, check-config, first start without keys.
 final class OperationsTests: XCTestCase {
     func testSIGTERMLetsTheRequestInFlightFinishAndExitsZero() throws {
-        let gw = try GatewayHarness()
+        let arrived = Locked(false)
+        let upstream = try RecordingUpstream { _ in
+            arrived.withLock { $0 = true }
+            usleep(800_000)  // a slow upstream: its answer is what the drain waits for
+            return .ok("slow")
+        }
+        let gw = try GatewayHarness(routes: """
+            [[route]]
+            prefix = "/api/v3/"
+            upstream = "http://127.0.0.1:\(upstream.port)"
+            auth = "required"
+            """, startUpstream: false)
         let c = try gw.connect()
-        try c.send("GET /api/v3/slow?delay_ms=800 HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
-        usleep(200_000)
+        try c.send("GET /api/v3/slow HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
+        XCTAssertTrue(waitUntil(seconds: 5) { arrived.value }, "the request is with the upstream")
         gw.signal(SIGTERM)
         let r = try c.readResponse()
         XCTAssertEqual(r.status, 200, "the request in flight finished")
