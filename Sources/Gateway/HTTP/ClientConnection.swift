@@ -395,8 +395,7 @@ final class ClientConnection {
         if let u = machine.closes() { u.pool.close(u) }
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
-        worker.loop.unregister(fd)
-        Syscall.close(fd)
+        worker.loop.close(fd)
         worker.connectionClosed(self)
     }
 

@@ -167,8 +167,7 @@ final class UpstreamPool {
         u.stream = nil
         if let b = u.input { worker.buffers.release(b); u.input = nil }
         if let b = u.output { worker.buffers.release(b); u.output = nil }
-        worker.loop.unregister(u.fd)
-        Syscall.close(u.fd)
+        worker.loop.close(u.fd)
         if let i = idle.firstIndex(where: { $0 === u }) { idle.remove(at: i) }
     }
 

@@ -99,8 +99,15 @@ final class EventLoop {
         interests[i] = mask
     }
 
+    /// Forgets a registered descriptor and closes it: every descriptor a loop watches is closed
+    /// here, so none is closed while still watched. Its pending events and timers become stale.
+    func close(_ fd: Int32) {
+        unregister(fd)
+        Syscall.close(fd)
+    }
+
     /// Forgets `fd` (before it is closed); pending events and timers for it become stale.
-    func unregister(_ fd: Int32) {
+    private func unregister(_ fd: Int32) {
         let i = Int(fd)
         guard i < handlers.count, handlers[i] != nil else { return }
         _ = gw_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)

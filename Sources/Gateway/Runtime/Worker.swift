@@ -72,8 +72,7 @@ final class Worker {
 
     private func closeListeners() {
         for fd in [listenFD, tlsListenFD] where fd >= 0 {
-            loop.unregister(fd)
-            Syscall.close(fd)
+            loop.close(fd)
         }
         listenFD = -1
         tlsListenFD = -1
