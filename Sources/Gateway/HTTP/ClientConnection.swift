@@ -30,17 +30,11 @@ final class ClientConnection {
     /// The socket call that failed, for the log line of the request it cut short.
     var failure: SystemError?
 
-    /// The current request, as the state machine knows it.
-    var request: RequestState {
-        get { machine.request }
-        set { machine.request = newValue }
-    }
-
     /// An answer of the gateway's own in the shape the current route wants, as wire bytes, and
     /// the status it carries.
     func wire(_ response: LocalResponse, close: Bool) -> (bytes: [UInt8], status: Int) {
-        let shaped = response.shaped(envelopeErrors: request.envelopeErrors)
-        return (ResponseWriter.bytes(shaped, close: close, isHEAD: request.isHEAD), shaped.status)
+        let shaped = response.shaped(envelopeErrors: machine.request.envelopeErrors)
+        return (ResponseWriter.bytes(shaped, close: close, isHEAD: machine.request.isHEAD), shaped.status)
     }
 
     static let lingerMs: UInt64 = 2_000
@@ -223,7 +217,7 @@ final class ClientConnection {
 
     /// The answer being written is the connection's last (the client asked to close, or the
     /// worker drains): it says `Connection: close`.
-    var answerEndsConnection: Bool { !request.keepAlive || worker.draining }
+    var answerEndsConnection: Bool { !machine.request.keepAlive || worker.draining }
 
     /// The most body bytes read and dropped after an answer to keep the connection.
     static let maxDiscardedBody: Int64 = 65_536
@@ -403,7 +397,7 @@ final class ClientConnection {
 
     func writeAccessLog() {
         guard config.log.access else { logLine.reset(); return }
-        let ms = request.start == 0 ? 0 : Int64(worker.loop.now - request.start)
+        let ms = machine.request.start == 0 ? 0 : Int64(worker.loop.now - machine.request.start)
         worker.logAccess(&logLine, peer: peer, durationMs: ms)
         logLine.reset()
     }

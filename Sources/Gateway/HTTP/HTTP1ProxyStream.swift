@@ -29,7 +29,7 @@ extension ClientConnection: ProxyStream {
         }
     }
 
-    var requestWasHEAD: Bool { request.isHEAD }
+    var requestWasHEAD: Bool { machine.request.isHEAD }
 
     // MARK: response
 
@@ -39,10 +39,10 @@ extension ClientConnection: ProxyStream {
     func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> ResponseHeadOutcome {
         if output == nil { output = worker.buffers.take() }
         output!.compact()
-        let speaks11 = request.speaks11
+        let speaks11 = machine.request.speaks11
         let chunked = head.body == .unknown && speaks11
         // An HTTP/1.0 client learns the end of a body of unknown length from the close.
-        let keep = request.keepAlive && !(head.body == .unknown && !speaks11)
+        let keep = machine.request.keepAlive && !(head.body == .unknown && !speaks11)
         let connection: HTTP1AnswerHead.ConnectionField = !keep ? .close : (speaks11 ? .none : .keepAlive)
         // Written whole or not at all: a head that does not fit leaves the output as it was.
         guard HTTP1AnswerHead.write(head, chunked: chunked, connection: connection, into: &output!) else {
@@ -60,7 +60,7 @@ extension ClientConnection: ProxyStream {
         return body(&output!)
     }
 
-    var responseChunked: Bool { request.responseChunked }
+    var responseChunked: Bool { machine.request.responseChunked }
 
     var canTakeResponse: Bool { output.map { $0.writableBytes > 256 } ?? true }
 

@@ -4,7 +4,7 @@
 extension ClientConnection {
     /// Carries out `outcome` for the request `head`; true when the next input may be read now.
     func execute(_ outcome: EndpointOutcome, head: RequestHead) -> Bool {
-        if case .awaitBody = outcome {} else { request.sentContinue = false }
+        if case .awaitBody = outcome {} else { machine.request.sentContinue = false }
         switch outcome {
         case let .respond(response, bodyRead):
             respond(response, head: head, bodyRead: bodyRead)

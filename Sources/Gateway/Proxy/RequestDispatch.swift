@@ -43,7 +43,7 @@ extension ClientConnection {
             return execute(request.answer(own, log: &logLine), head: head)
         }
         let route = snapshot.routes[routeIndex]
-        request.envelopeErrors = route.envelopeErrors
+        machine.request.envelopeErrors = route.envelopeErrors
 
         var subject: UnsafeRawBufferPointer?
         if route.authRequired {
@@ -53,9 +53,9 @@ extension ClientConnection {
                 subject = s
                 logLine.user(s)
                 if route.closeOnExpiry {
-                    request.tokenExpiresAt = v.expiresAt
+                    machine.request.tokenExpiresAt = v.expiresAt
                     if head.upgradeWebSocket {
-                        request.tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
+                        machine.request.tunnelIdentity = TunnelIdentity(subject: Array(v.subject), tokenID: Array(v.tokenID),
                                                         loginID: Array(v.loginID), issuedAt: v.issuedAt)
                     }
                 }

@@ -178,7 +178,7 @@ final class Worker {
     /// revoked, end here (once a second): expiry is enforced on long-lived streams too.
     private func endStreamsOfExpiredTokens() {
         let now = loop.unixNow
-        for c in loop.clientConnections() where c.request.tokenExpiresAt > 0 {
+        for c in loop.clientConnections() where c.machine.request.tokenExpiresAt > 0 {
             switch c.machine.state {
             case let .tunnel(_, identity):
                 var revoked = false
@@ -186,11 +186,11 @@ final class Worker {
                     revoked = id.tokenID.withUnsafeBytes { j in id.subject.withUnsafeBytes { s in id.loginID.withUnsafeBytes { l in
                         state.revocations.check(jti: j, subject: s, issuedAt: id.issuedAt, family: l.isEmpty ? nil : l) != nil } } }
                 }
-                if now >= c.request.tokenExpiresAt || revoked {
+                if now >= c.machine.request.tokenExpiresAt || revoked {
                     logEvent("closed a tunnel of \(String(decoding: identity?.subject ?? [], as: UTF8.self)): its token \(revoked ? "was revoked" : "expired")")
                     c.abort(revoked ? "token_revoked" : "token_expired")
                 }
-            case .proxying(let u) where u.exchange.responseStarted && now >= c.request.tokenExpiresAt:
+            case .proxying(let u) where u.exchange.responseStarted && now >= c.machine.request.tokenExpiresAt:
                 logEvent("ended a streaming answer: its token expired")
                 c.abort("token_expired")
             default:
