@@ -72,6 +72,39 @@ final class ExchangeStateTests: XCTestCase {
         XCTAssertFalse(early.reusable(leftover: false), "the upstream would read the rest of the body as a request")
     }
 
+    func testInterimAnswersAreSkippedAnUnaskedUpgradeIsRefusedAndAnAskedOneTunnels() {
+        var e = bodyless()
+        XCTAssertEqual(e.answerHeadParsed(status: 100, framing: .none), .skip)
+        XCTAssertEqual(e.answerHeadParsed(status: 103, framing: .none), .skip)
+        XCTAssertEqual(e.answerHeadParsed(status: 101, framing: .none), .refuse, "nobody asked to upgrade")
+        XCTAssertFalse(e.responseStarted)
+        var upgrade = ExchangeState(limits: HTTPLimits(), body: .none, maxBody: 0, tunnel: true, keptHeadLength: 0)
+        XCTAssertEqual(upgrade.answerHeadParsed(status: 101, framing: .none), .upgrade)
+        XCTAssertTrue(upgrade.tunneling && upgrade.responseStarted)
+    }
+
+    func testAnAnswerIsRelayedWithTheFramingTheClientNeedsAndStartsOnceTaken() {
+        var e = bodyless()
+        XCTAssertEqual(e.answerHeadParsed(status: 200, framing: .contentLength(5)), .relay(.length(5)))
+        XCTAssertEqual(e.answerHeadParsed(status: 200, framing: .chunked), .relay(.unknown))
+        XCTAssertEqual(e.answerHeadParsed(status: 200, framing: .untilClose), .relay(.unknown))
+        XCTAssertEqual(e.answerHeadParsed(status: 304, framing: .none), .relay(.none))
+        XCTAssertFalse(e.responseStarted, "not before the client side took the head")
+        e.answerHeadRelayed(framing: .chunked, keepAlive: true)
+        XCTAssertTrue(e.responseStarted && e.responseHeadDone && !e.awaitsAnswerHead)
+        guard case .chunked = e.responseBody else { return XCTFail() }
+    }
+
+    func testAFailureCutsTheClientAfterTheAnswerBeganAndIsReplayedOrAnsweredBefore() {
+        var e = bodyless()
+        XCTAssertEqual(e.failed(reused: true), .replay)
+        XCTAssertEqual(e.failed(reused: false), .answerError)
+        XCTAssertEqual(e.timedOut, .answerError, "504")
+        e.answerHeadRelayed(framing: .contentLength(10), keepAlive: true)
+        XCTAssertEqual(e.failed(reused: true), .cutClient)
+        XCTAssertEqual(e.timedOut, .cutClient)
+    }
+
     func testTheBodyLeftAfterAnEarlyAnswerIsWhatTheClientStillOwes() throws {
         var e = ExchangeState(limits: HTTPLimits(), body: .length(100), maxBody: 1000, tunnel: false, keptHeadLength: 0)
         e.requestBody = .length(60)

@@ -96,6 +96,67 @@ struct ExchangeState {
         }
     }
 
+    // MARK: events
+
+    enum AnswerHeadAction: Equatable {
+        /// An interim answer (1xx but 101): dropped, the real one follows.
+        case skip
+        /// 101 to a request that asked to upgrade: from now on a tunnel.
+        case upgrade
+        /// An answer the gateway cannot pass on (a 101 nobody asked for): 502.
+        case refuse
+        /// Hand the head to the client side, its body framed as `body` for it.
+        case relay(ForwardedResponseHead.Body)
+    }
+
+    /// The upstream's answer head was parsed: what to do with it. An upgrade starts the answer here;
+    /// a relayed head starts it once the client side has taken it (`answerHeadRelayed`).
+    mutating func answerHeadParsed(status: Int, framing: ResponseBody) -> AnswerHeadAction {
+        if status >= 100 && status < 200 && status != 101 { return .skip }
+        if status == 101 {
+            guard tunnelRequested else { return .refuse }
+            tunneling = true
+            responseStarted = true
+            return .upgrade
+        }
+        switch framing {
+        case .none: return .relay(.none)
+        case let .contentLength(n): return .relay(.length(n))
+        case .chunked, .untilClose: return .relay(.unknown)
+        }
+    }
+
+    /// The client side took the answer's head: its body follows, de-framed as `framing`.
+    mutating func answerHeadRelayed(framing: ResponseBody, keepAlive: Bool) {
+        switch framing {
+        case .none: responseBody = .none
+        case let .contentLength(n): responseBody = .length(n)
+        case .chunked: responseBody = .chunked(ChunkedDecoder())
+        case .untilClose: responseBody = .untilClose
+        }
+        responseHeadDone = true
+        responseStarted = true
+        responseKeepAlive = keepAlive
+    }
+
+    enum FailureAction: Equatable {
+        /// The answer had begun: the client side is cut.
+        case cutClient
+        /// Replay the request once on a fresh connection.
+        case replay
+        /// Answer the client with the gateway's own error.
+        case answerError
+    }
+
+    /// The upstream connection failed (a reset, a close before the answer, an error).
+    func failed(reused: Bool) -> FailureAction {
+        if responseStarted { return .cutClient }
+        return mayReplay(reused: reused) ? .replay : .answerError
+    }
+
+    /// The exchange's deadline passed: cut after the answer began, 504 before.
+    var timedOut: FailureAction { responseStarted ? .cutClient : .answerError }
+
     /// The rest of a request body the upstream answered before it had all been sent: the client
     /// side reads and drops it (never as a request).
     var unsentBody: BodyDiscard? {

@@ -47,11 +47,7 @@ extension UpstreamConnection {
     /// The exchange's deadline passed: 504 before the answer began, cut after.
     func exchangeTimedOut() {
         guard let stream else { return }
-        if exchange.responseStarted {
-            stream.exchangeAborted("timeout")
-        } else {
-            answerError(.gatewayTimeout)
-        }
+        if exchange.timedOut == .cutClient { stream.exchangeAborted("timeout") } else { answerError(.gatewayTimeout) }
     }
 
     /// Moves request body bytes from the client side into `output`, within the route's limit.
@@ -164,44 +160,29 @@ extension UpstreamConnection {
                     answerError(.badGateway)
                     return
                 case let .complete(h):
-                    if h.status >= 100 && h.status < 200 && h.status != 101 {
+                    let framing = Gateway.responseBody(h, requestWasHEAD: stream.requestWasHEAD)
+                    switch exchange.answerHeadParsed(status: h.status, framing: framing) {
+                    case .skip:
                         input!.consume(h.headLength)   // interim answers are not relayed
                         continue
-                    }
-                    if h.status == 101 {
-                        guard exchange.tunnelRequested, let tunnel = stream as? any UpgradableStream else {
-                            answerError(.badGateway)
-                            return
-                        }
-                        exchange.tunneling = true
-                        exchange.responseStarted = true
+                    case .refuse:
+                        answerError(.badGateway)
+                        return
+                    case .upgrade:
+                        guard let tunnel = stream as? any UpgradableStream else { answerError(.badGateway); return }
                         tunnel.upgradeAccepted(self, headLength: h.headLength)
                         return
+                    case let .relay(body):
+                        let head = ForwardedResponseHead(h, body: body, buffer: uin.readable, fields: fields)
+                        switch stream.writeResponseHead(head, for: self) {
+                        case .written: break
+                        case .noRoomYet: return
+                        case .tooLarge: answerError(.badGateway); return
+                        }
+                        input!.consume(h.headLength)
+                        exchange.answerHeadRelayed(framing: framing, keepAlive: h.keepAlive)
+                        stream.exchangeWaits(.body)
                     }
-                    let framing = Gateway.responseBody(h, requestWasHEAD: stream.requestWasHEAD)
-                    let body: ForwardedResponseHead.Body
-                    switch framing {
-                    case .none: body = .none
-                    case let .contentLength(n): body = .length(n)
-                    case .chunked, .untilClose: body = .unknown
-                    }
-                    let head = ForwardedResponseHead(h, body: body, buffer: uin.readable, fields: fields)
-                    switch stream.writeResponseHead(head, for: self) {
-                    case .written: break
-                    case .noRoomYet: return
-                    case .tooLarge: answerError(.badGateway); return
-                    }
-                    switch framing {
-                    case .none: exchange.responseBody = .none
-                    case let .contentLength(n): exchange.responseBody = .length(n)
-                    case .chunked: exchange.responseBody = .chunked(ChunkedDecoder())
-                    case .untilClose: exchange.responseBody = .untilClose
-                    }
-                    input!.consume(h.headLength)
-                    exchange.responseHeadDone = true
-                    exchange.responseStarted = true
-                    exchange.responseKeepAlive = h.keepAlive
-                    stream.exchangeWaits(.body)
                 }
             }
             let buffered = input?.readableBytes ?? 0
@@ -295,11 +276,12 @@ extension UpstreamConnection {
     /// that is safe (a bodyless idempotent request on a reused connection), else 502.
     private func upstreamFailed() {
         guard let stream else { return }
-        if exchange.responseStarted {
+        let action = exchange.failed(reused: reused)
+        if action == .cutClient {
             stream.exchangeAborted("upstream_failed")
             return
         }
-        if exchange.mayReplay(reused: reused), let head = keptRequestHead, let fresh = try? pool.connectNew() {
+        if action == .replay, let head = keptRequestHead, let fresh = try? pool.connectNew() {
             fresh.beginExchange(stream: stream, exchange.replayed)
             fresh.input = pool.worker.buffers.take()
             fresh.output = pool.worker.buffers.take()
