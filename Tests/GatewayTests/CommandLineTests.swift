@@ -60,6 +60,21 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(wrongIssuer.stderr.contains("wrong_issuer"), wrongIssuer.stderr)
     }
 
+    func testAKeysFileOthersCouldChangeIsRefusedByTheCommandsToo() throws {
+        let dir = try TempDir()
+        let keys = try dir.write("keys.json", try GatewayBinary.run(["keys", "generate"]).stdout)
+        chmod(keys, 0o666)
+        for args in [["token", "issue", "--keys", keys, "--sub", "mallory"], ["keys", "list", "--keys", keys],
+                     ["keys", "rotate", "--keys", keys]] {
+            let r = try GatewayBinary.run(args)
+            XCTAssertEqual(r.status, 1, args.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains("refused"), r.stderr)
+            XCTAssertTrue(r.stdout.isEmpty, "no token signed with a key others could have planted")
+        }
+        chmod(keys, 0o600)
+        XCTAssertEqual(try GatewayBinary.run(["token", "issue", "--keys", keys, "--sub", "alice"]).status, 0)
+    }
+
     func testVerifyOfATokenFromAnotherKeyFailsWithUnknownKid() throws {
         let dir = try TempDir()
         let a = try dir.write("a.json", try GatewayBinary.run(["keys", "generate"]).stdout)

@@ -4,7 +4,9 @@ import TokenCore
 
 /// `gateway keys generate`, `gateway token issue|verify`, `gateway hash-password`.
 enum TokenCommands {
+    /// The keys file, refused as the gateway refuses it when another user could change it.
     static func loadRing(_ path: String) throws -> KeyRing {
+        if let problem = FileTrust.problem(path) { throw CommandFailure("keys file refused: \(problem)") }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
