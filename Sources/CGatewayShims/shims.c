@@ -252,3 +252,7 @@ int gw_set_echo(int fd, int on) {
 int gw_accept(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+
+int gw_accept_blocking(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}

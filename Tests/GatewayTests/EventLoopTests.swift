@@ -2,53 +2,58 @@ import Glibc
 import XCTest
 @testable import Gateway
 
-/// The loop's registrations: what a descriptor is watched for, said as an `Interest`, and a
-/// refusal by the kernel reported to the caller instead of ending the worker.
+/// The loop's registrations: what a socket is watched for, said as an `Interest`, and a refusal
+/// by the kernel reported to the caller instead of ending the worker.
 final class EventLoopTests: XCTestCase {
-    private func events(_ loop: EventLoop) -> [(Int32, IOEvents)] {
-        var seen: [(Int32, IOEvents)] = []
-        loop.wait(maxWaitMs: 0) { _, fd, e in seen.append((fd, e)) }
+    private func events(_ loop: EventLoop) -> [IOEvents] {
+        var seen: [IOEvents] = []
+        loop.wait(maxWaitMs: 0) { _, e in seen.append(e) }
         return seen
     }
 
     func testARegistrationTheKernelRefusesIsAnErrorAndTheLoopGoesOn() throws {
         let loop = try EventLoop()
-        // epoll cannot watch a regular file: EPERM, as ENOMEM would be in a full kernel.
-        let file = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-        defer { close(file) }
-        XCTAssertThrowsError(try loop.register(file, interest: .read, handler: .wakeup)) { error in
-            XCTAssertEqual((error as? SystemError)?.errno, EPERM)
+        let (a, b) = try Socket.pair()
+        defer { loop.close(a); b.close() }
+        let generation = try loop.register(a, interest: .read, handler: .listener)
+        // A second ADD of the same socket is refused (EEXIST), as ENOMEM would be in a full kernel.
+        XCTAssertThrowsError(try loop.register(a, interest: .read, handler: .wakeup)) { error in
+            XCTAssertEqual((error as? SystemError)?.errno, EEXIST)
         }
-        XCTAssertNil(loop.handler(file, generation: loop.generation(of: file)), "nothing registered")
+        XCTAssertEqual(loop.generation(of: a.slot), generation, "the refusal changed nothing")
+        guard case .listener? = loop.handler(a.slot, generation: generation) else { return XCTFail("the first registration stands") }
 
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        for fd in fds { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
-        defer { close(fds[0]); close(fds[1]) }
-        try loop.register(fds[0], interest: .read, handler: .wakeup)
         XCTAssertTrue(events(loop).isEmpty)
-        XCTAssertEqual(write(fds[1], "x", 1), 1)
+        XCTAssertTrue(b.sendAll(Array("x".utf8)))
         let seen = events(loop)
-        XCTAssertEqual(seen.map(\.0), [fds[0]])
-        XCTAssertTrue(seen.first?.1.readable ?? false)
-        XCTAssertFalse(seen.first?.1.writable ?? true)
+        XCTAssertEqual(seen.count, 1)
+        XCTAssertTrue(seen.first?.readable ?? false)
+        XCTAssertFalse(seen.first?.writable ?? true)
     }
 
     func testInterestDecidesWhatIsReported() throws {
         let loop = try EventLoop()
-        var fds: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&fds), 0)
-        for fd in fds { _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
-        defer { close(fds[0]); close(fds[1]) }
-        try loop.register(fds[1], interest: [], handler: .wakeup)
+        let (a, b) = try Socket.pair()
+        defer { loop.close(a) }
+        try loop.register(a, interest: [], handler: .listener)
         XCTAssertTrue(events(loop).isEmpty, "nothing asked, nothing told")
-        try loop.setInterest(fds[1], .write)
-        XCTAssertTrue(events(loop).first?.1.writable ?? false, "an empty pipe has room")
-        try loop.setInterest(fds[1], [])
+        try loop.setInterest(a, .write)
+        XCTAssertTrue(events(loop).first?.writable ?? false, "an empty socket has room")
+        try loop.setInterest(a, [])
         XCTAssertTrue(events(loop).isEmpty)
-        close(fds[0])
-        fds[0] = -1
-        try loop.setInterest(fds[1], .write)
-        XCTAssertTrue(events(loop).first?.1.failed ?? false, "the reader is gone")
+        b.close()
+        try loop.setInterest(a, .write)
+        XCTAssertTrue(events(loop).first?.failed ?? false, "the peer is gone")
+    }
+
+    func testAClosedSocketsEventsAndTimersGoStale() throws {
+        let loop = try EventLoop()
+        let (a, b) = try Socket.pair()
+        defer { b.close() }
+        let generation = try loop.register(a, interest: .read, handler: .listener)
+        XCTAssertTrue(b.sendAll(Array("x".utf8)))
+        loop.close(a)
+        XCTAssertNil(loop.handler(a.slot, generation: generation))
+        XCTAssertTrue(events(loop).isEmpty, "nothing is reported for a closed socket")
     }
 }

@@ -106,6 +106,8 @@ int gw_signalfd_read(int fd);
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension the Swift importer does not see).
 int gw_accept(int fd, struct sockaddr *addr, socklen_t *len);
+/* A blocking accept4 with close-on-exec (threads off the loops). */
+int gw_accept_blocking(int fd);
 
 /// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
 int gw_set_echo(int fd, int on);

@@ -33,31 +33,30 @@ final class AdminSocket: @unchecked Sendable {
     }
 
     func start() throws {
-        let fd: Int32
+        let listener: Socket
         do {
-            fd = try Socket.listenUnix(path)
+            listener = try Socket.listenUnix(path)
         } catch {
             throw StartupError("admin socket \(path): \(error)")
         }
         Thread.detachNewThread { [self] in
             while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    if errno == EMFILE || errno == ENFILE { usleep(100_000); continue }
+                let c: Socket
+                do throws(SystemError) {
+                    c = try listener.acceptBlocking()
+                } catch {
+                    if error.errno == EMFILE || error.errno == ENFILE { usleep(100_000); continue }
                     return
                 }
-                _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-                var tv = timeval(tv_sec: Self.clientTimeoutMs / 1000, tv_usec: 0)
-                setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                c.setTimeouts(seconds: Self.clientTimeoutMs / 1000)
                 guard self.admit() else {
                     Self.write("error: busy, try again\n", to: c)
-                    close(c)
+                    c.close()
                     continue
                 }
                 Thread.detachNewThread {
                     self.serve(c)
-                    close(c)
+                    c.close()
                     self.leave()
                 }
             }
@@ -74,28 +73,25 @@ final class AdminSocket: @unchecked Sendable {
 
     private func leave() { lock.withLock { clients -= 1 } }
 
-    private func serve(_ fd: Int32) {
-        guard let line = Self.readLine(fd, timeoutMs: Self.clientTimeoutMs) else {
-            Self.write("error: no command within \(Self.clientTimeoutMs / 1000) s\n", to: fd)
+    private func serve(_ client: Socket) {
+        guard let line = Self.readLine(client, timeoutMs: Self.clientTimeoutMs) else {
+            Self.write("error: no command within \(Self.clientTimeoutMs / 1000) s\n", to: client)
             return
         }
-        Self.write(handle(String(decoding: line, as: UTF8.self)) + "\n", to: fd)
+        Self.write(handle(String(decoding: line, as: UTF8.self)) + "\n", to: client)
     }
 
-    /// The first line `fd` sends (without its newline), or nil when none comes whole within
+    /// The first line `client` sends (without its newline), or nil when none comes whole within
     /// `timeoutMs` in all (a trickle of bytes does not extend it) or within `maxLine` bytes.
-    static func readLine(_ fd: Int32, timeoutMs: Int) -> [UInt8]? {
+    static func readLine(_ client: Socket, timeoutMs: Int) -> [UInt8]? {
         var line: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 512)
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000
         while line.count <= maxLine {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { return nil }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return nil }
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            guard client.waitReadable(timeoutMs: Int32((deadline - now) / 1_000_000) + 1) else { return nil }
+            let n = client.readSome(into: &chunk)
             guard n > 0 else { return n == 0 && !line.isEmpty ? line : nil }
             if let newline = chunk[0..<n].firstIndex(of: 0x0A) {
                 line += chunk[0..<newline]
@@ -106,8 +102,8 @@ final class AdminSocket: @unchecked Sendable {
         return nil
     }
 
-    static func write(_ text: String, to fd: Int32) {
-        _ = Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+    static func write(_ text: String, to client: Socket) {
+        _ = client.sendAll(Array(text.utf8))
     }
 
     func handle(_ command: String) -> String {

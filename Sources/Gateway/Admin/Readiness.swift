@@ -31,8 +31,8 @@ final class Readiness: Sendable {
     }
 
     static func reachable(_ address: SocketAddress) -> Bool {
-        guard let fd = Socket.connectBlocking(address, timeoutSeconds: 1) else { return false }
-        Syscall.close(fd)
+        guard let socket = Socket.connectBlocking(address, timeoutSeconds: 1) else { return false }
+        socket.close()
         return true
     }
 }

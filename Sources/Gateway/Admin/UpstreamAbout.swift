@@ -32,15 +32,15 @@ final class UpstreamAbout: Sendable {
 
     /// One blocking `GET /api` with 2 s timeouts; the JSON object, or nil.
     static func fetch(_ address: SocketAddress, host: String) -> JSONValue? {
-        guard let fd = Socket.connectBlocking(address, timeoutSeconds: 2) else { return nil }
-        defer { Syscall.close(fd) }
+        guard let socket = Socket.connectBlocking(address, timeoutSeconds: 2) else { return nil }
+        defer { socket.close() }
         let request = Array("GET /api HTTP/1.1\r\nHost: \(host)\r\nAccept: application/json\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { return nil }
+        guard socket.sendAll(request) else { return nil }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while data.count < 256 * 1024 {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n <= 0 { break }
+            let n = socket.readSome(into: &chunk)
+            if n == 0 { break }
             data += chunk[0..<n]
         }
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 100)

@@ -20,13 +20,14 @@ final class RevocationJournal: Sendable {
 
     static let header = "# gateway revocation journal v1"
     let path: String
-    private let fd = Mutex<Int32>(-1)
+    private let file: AppendOnlyFile
     private let appends = Atomic<Int>(0)
     /// Compaction runs after this many appends (on the blocking pool, like the appends).
     let compactEvery: Int
 
     init(path: String, compactEvery: Int = 1000) {
         self.path = path
+        self.file = AppendOnlyFile(path: path)
         self.compactEvery = compactEvery
     }
 
@@ -71,7 +72,9 @@ final class RevocationJournal: Sendable {
         }
         // Compact: keep what can still match a token (subject cut-offs are kept: they are few).
         let kept = live.filter { $0.0 == .sub || $0.2 > now }
-        try rewrite(kept)
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try file.rewrite { _ in Self.contents(kept) }
         if !live.isEmpty { notes.append("revocation journal: \(live.count) record(s) replayed, \(kept.count) kept") }
         return notes
     }
@@ -79,50 +82,26 @@ final class RevocationJournal: Sendable {
     /// Appends and fsyncs one record (blocking: call on the blocking pool).
     func append(_ kind: Kind, _ bytes: [UInt8], until: Int64) throws {
         let line = Array(Self.format(kind, bytes, until).utf8)
-        try fd.withLock { fd in
-            if fd < 0 {
-                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw StartupError("cannot open \(path): \(String(cString: strerror(errno)))") }
-            }
-            var done = 0
-            while done < line.count {
-                let n = line.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw StartupError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-            guard fsync(fd) == 0 else { throw StartupError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
-        }
+        do { try file.append(line) } catch { throw StartupError("\(error)") }
         if appends.add(1, ordering: .relaxed).newValue % compactEvery == 0 { try compact(now: Int64(Date().timeIntervalSince1970)) }
     }
 
     /// Drops expired records while running: reads the file, keeps what can still match, and
     /// swaps the rewrite in atomically, holding the append lock meanwhile.
     func compact(now: Int64) throws {
-        try fd.withLock { fd in
-            guard let data = FileManager.default.contents(atPath: path) else { return }
+        try file.rewrite { data in
+            guard let data else { return nil }
             let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst()
             let kept = lines.compactMap { Self.parse(String($0)) }.filter { $0.0 == .sub || $0.2 > now }
-            try rewrite(kept)
-            if fd >= 0 { close(fd); fd = -1 }  // reopened on the next append (the file was replaced)
+            return Self.contents(kept)
         }
     }
 
-    private func rewrite(_ records: [(Kind, [UInt8], Int64)]) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        var text = Self.header + "\n"
-        for (k, b, u) in records { text += Self.format(k, b, u) }
-        let tmp = path + ".tmp-\(getpid())"
-        let out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard out >= 0 else { throw StartupError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let n = bytes.withUnsafeBytes { write(out, $0.baseAddress!, $0.count) }
-        fsync(out)
-        close(out)
-        guard n == bytes.count, rename(tmp, path) == 0 else { unlink(tmp); throw StartupError("cannot rewrite \(path)") }
-        let d = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
-        if d >= 0 { fsync(d); close(d) }
+    /// The whole file: the header, then one line per record.
+    private static func contents(_ records: [(Kind, [UInt8], Int64)]) -> [UInt8] {
+        var text = header + "\n"
+        for (k, b, u) in records { text += format(k, b, u) }
+        return Array(text.utf8)
     }
 
     static func format(_ kind: Kind, _ bytes: [UInt8], _ until: Int64) -> String {

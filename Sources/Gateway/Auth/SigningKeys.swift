@@ -95,21 +95,8 @@ enum KeyFile {
         try write(ring, to: path)
     }
 
+    /// Writes `ring` as the keys file at `path`, atomically (0600, fsync'd, renamed in).
     static func write(_ ring: KeyRing, to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StartupError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        let bytes = Array(ring.jwkSetText().utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            guard n > 0 else { close(fd); unlink(tmp); throw StartupError("cannot write \(tmp)") }
-            done += n
-        }
-        fsync(fd)
-        close(fd)
-        guard rename(tmp, path) == 0 else { unlink(tmp); throw StartupError("cannot rename \(tmp) to \(path)") }
-        let dirfd = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY)
-        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        do { try DurableFile.replace(path, with: Array(ring.jwkSetText().utf8)) } catch { throw StartupError("\(error)") }
     }
 }

@@ -64,13 +64,17 @@ enum AdminCommands {
 
     /// One command over the admin socket; nil when nothing listens there.
     static func send(_ command: String, to path: String) -> String? {
-        guard let fd = Socket.connectUnix(path, timeoutSeconds: 30) else { return nil }
-        defer { Syscall.close(fd) }
-        let line = Array((command + "\n").utf8)
-        guard line.withUnsafeBytes({ write(fd, $0.baseAddress!, $0.count) }) == line.count else { return nil }
+        guard let socket = Socket.connectUnix(path, timeoutSeconds: 30) else { return nil }
+        defer { socket.close() }
+        guard socket.sendAll(Array((command + "\n").utf8)) else { return nil }
         var answer: [UInt8] = []
-        var byte: UInt8 = 0
-        while answer.count < 8192, read(fd, &byte, 1) == 1, byte != 0x0A { answer.append(byte) }
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while answer.count < 8192 {
+            let n = socket.readSome(into: &chunk)
+            guard n > 0 else { break }
+            if let newline = chunk[0..<n].firstIndex(of: 0x0A) { answer += chunk[0..<newline]; break }
+            answer += chunk[0..<n]
+        }
         return String(decoding: answer, as: UTF8.self)
     }
 }

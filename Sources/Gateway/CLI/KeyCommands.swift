@@ -88,11 +88,9 @@ enum KeyCommands {
     /// Runs `body` holding an exclusive lock on `path`.lock; refused at once if another holds it.
     static func withLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
         let lockPath = path + ".lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CommandFailure("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw CommandFailure("\(path) is being changed by another process (\(lockPath) is locked)") }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        guard let result = try DurableFile.withExclusiveLock(lockPath, body) else {
+            throw CommandFailure("\(path) is being changed by another process (\(lockPath) is locked)")
+        }
+        return result
     }
 }

@@ -7,15 +7,9 @@ func printError(_ text: String) {
     writeAll(2, line)
 }
 
-/// Writes all of `text` to `fd`, retrying short writes and EINTR (command-line output only).
+/// Writes all of `text` to `fd` (command-line output only).
 func writeAll(_ fd: Int32, _ text: String) {
-    var bytes = Array(text.utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-        if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
-    }
-    bytes.removeAll()
+    try? Syscall.writeAll(fd, Array(text.utf8))
 }
 
 /// Current Unix time in seconds.

@@ -16,12 +16,8 @@ import TokenCore
 enum DemoUpstream {
     static func start(listen hostPort: String) throws {
         let address = try SocketAddress.resolve(hostPort)
-        let fd = try Socket.listen(address)
-        // Blocking accepts on the demo's own thread.
-        let flags = fcntl(fd, F_GETFL)
-        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
-        let box = FD(fd)
-        Thread.detachNewThread { acceptLoop(box.fd) }
+        let listener = try Socket.listen(address, blocking: true)
+        Thread.detachNewThread { acceptLoop(listener) }
     }
 
     /// Runs in the foreground (the `demo-upstream` verb).
@@ -31,22 +27,10 @@ enum DemoUpstream {
         while true { sleep(3600) }
     }
 
-    private final class FD: @unchecked Sendable {
-        let fd: Int32
-        init(_ fd: Int32) { self.fd = fd }
-    }
-
-    private static func acceptLoop(_ listener: Int32) {
+    private static func acceptLoop(_ listener: Socket) {
         while true {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                usleep(10_000)
-                continue
-            }
-            Socket.setNoDelay(fd)
-            let box = FD(fd)
-            Thread.detachNewThread { serve(box.fd) }
+            guard let client = try? listener.acceptBlocking() else { usleep(10_000); continue }
+            Thread.detachNewThread { serve(client) }
         }
     }
 
@@ -57,8 +41,8 @@ enum DemoUpstream {
         (0..<n).map { pattern[$0 % pattern.count] }
     }
 
-    private static func serve(_ fd: Int32) {
-        defer { close(fd) }
+    private static func serve(_ socket: Socket) {
+        defer { socket.close() }
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var have = 0
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 200)
@@ -71,10 +55,10 @@ enum DemoUpstream {
                 let parsed = buffer.withUnsafeBytes { parseRequestHead(UnsafeRawBufferPointer(rebasing: $0[0..<have]), fields: fields, limits: limits) }
                 switch parsed {
                 case let .complete(h): head = h
-                case .error: _ = send(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); return
+                case .error: _ = send(socket, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); return
                 case .incomplete:
                     guard have < buffer.count else { return }
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, $0.count - have) }
+                    let n = buffer.withUnsafeMutableBytes { receive(socket, $0.baseAddress! + have, $0.count - have) }
                     if n <= 0 { return }
                     have += n
                 }
@@ -101,7 +85,7 @@ enum DemoUpstream {
                     consumed = 0
                 }
                 guard have < buffer.count else { return false }
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, $0.count - have) }
+                let n = buffer.withUnsafeMutableBytes { receive(socket, $0.baseAddress! + have, $0.count - have) }
                 if n <= 0 { return false }
                 have += n
                 return true
@@ -114,7 +98,7 @@ enum DemoUpstream {
                     case let .data(r): feed(r.start..<r.end); consumed = next
                     case .needMore: consumed = next; if !readMore() { return }
                     case .done: consumed = next; break loop
-                    case .error: _ = send(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); return
+                    case .error: _ = send(socket, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); return
                     }
                 }
             } else if var remaining = h.contentLength {
@@ -138,26 +122,26 @@ enum DemoUpstream {
             let count = parts.count >= 2 ? Int(parts[parts.count - 1]) : nil
 
             if h.upgradeWebSocket {
-                _ = send(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-                if have > 0 { _ = buffer.withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, have, Int32(MSG_NOSIGNAL)) } }
-                echoForever(fd)
+                _ = send(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                if have > 0 { _ = sendAll(socket, Array(buffer[0..<have])) }
+                echoForever(socket)
                 return
             }
             if let n = count, n >= 0, n <= 512 << 20, parts.count >= 2 {
                 switch parts[parts.count - 2] {
                 case "bytes":
-                    _ = send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(n)\r\n\r\n")
-                    if !h.isHEAD { sendPattern(fd, n, chunked: false) }
+                    _ = send(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: \(n)\r\n\r\n")
+                    if !h.isHEAD { sendPattern(socket, n, chunked: false) }
                     if !h.keepAlive { return }
                     continue
                 case "chunked":
-                    _ = send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    if !h.isHEAD { sendPattern(fd, n, chunked: true) }
+                    _ = send(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    if !h.isHEAD { sendPattern(socket, n, chunked: true) }
                     if !h.keepAlive { return }
                     continue
                 case "close":
-                    _ = send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
-                    if !h.isHEAD { sendPattern(fd, n, chunked: false) }
+                    _ = send(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+                    if !h.isHEAD { sendPattern(socket, n, chunked: false) }
                     return
                 default:
                     break
@@ -178,8 +162,8 @@ enum DemoUpstream {
             body.raw("]}\n")
             let headText = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.bytes.count)\r\n"
                 + (h.keepAlive ? "" : "Connection: close\r\n") + "\r\n"
-            _ = send(fd, headText)
-            if !h.isHEAD { _ = sendAll(fd, body.bytes) }
+            _ = send(socket, headText)
+            if !h.isHEAD { _ = sendAll(socket, body.bytes) }
             if !h.keepAlive { return }
         }
     }
@@ -193,38 +177,36 @@ enum DemoUpstream {
         return nil
     }
 
-    private static func sendPattern(_ fd: Int32, _ n: Int, chunked: Bool) {
+    private static func sendPattern(_ socket: Socket, _ n: Int, chunked: Bool) {
         let block = patternBytes(pattern.count * 1771)  // 65527 bytes: a whole number of patterns
         var sent = 0
         while sent < n {
             let k = min(block.count, n - sent)
-            if chunked { _ = send(fd, String(k, radix: 16) + "\r\n") }
-            guard sendAll(fd, Array(block[0..<k])) else { return }
-            if chunked { _ = send(fd, "\r\n") }
+            if chunked { _ = send(socket, String(k, radix: 16) + "\r\n") }
+            guard sendAll(socket, Array(block[0..<k])) else { return }
+            if chunked { _ = send(socket, "\r\n") }
             sent += k
         }
-        if chunked { _ = send(fd, "0\r\n\r\n") }
+        if chunked { _ = send(socket, "0\r\n\r\n") }
     }
 
-    private static func echoForever(_ fd: Int32) {
+    private static func echoForever(_ socket: Socket) {
         var buf = [UInt8](repeating: 0, count: 16_384)
         while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let n = buf.withUnsafeMutableBytes { receive(socket, $0.baseAddress!, $0.count) }
             if n <= 0 { return }
-            guard sendAll(fd, Array(buf[0..<n])) else { return }
+            guard sendAll(socket, Array(buf[0..<n])) else { return }
         }
     }
 
     @discardableResult
-    private static func send(_ fd: Int32, _ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+    private static func send(_ socket: Socket, _ text: String) -> Bool { sendAll(socket, Array(text.utf8)) }
 
-    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { if n < 0 && errno == EINTR { continue }; return false }
-            done += n
-        }
-        return true
+    private static func sendAll(_ socket: Socket, _ bytes: [UInt8]) -> Bool { socket.sendAll(bytes) }
+
+    /// A blocking read: the bytes read, 0 at the peer's close or an error.
+    private static func receive(_ socket: Socket, _ p: UnsafeMutableRawPointer, _ count: Int) -> Int {
+        guard case let .bytes(n)? = try? socket.read(p, count) else { return 0 }
+        return n
     }
 }

@@ -11,7 +11,7 @@ import TokenCore
 /// Buffers come from the loop's pool when there are bytes to hold and go back when the connection
 /// is idle, so an idle keep-alive connection is this object and nothing else.
 final class ClientConnection {
-    let fd: Int32
+    let socket: Socket
     let generation: UInt32
     unowned let worker: Worker
     let peer: PeerAddress
@@ -39,9 +39,9 @@ final class ClientConnection {
 
     static let lingerMs: UInt64 = 2_000
 
-    init(fd: Int32, generation: UInt32, worker: Worker, peer: PeerAddress, snapshot: GatewayState,
+    init(socket: Socket, generation: UInt32, worker: Worker, peer: PeerAddress, snapshot: GatewayState,
          transport: Transport = .plain) {
-        self.fd = fd
+        self.socket = socket
         self.transport = transport
         self.generation = generation
         self.worker = worker
@@ -97,7 +97,7 @@ final class ClientConnection {
         switch machine.outputDrained() {
         case let .exchangeHasRoom(u): u.streamHasRoom()
         case let .tunnelMoves(u): tunnelEvent(u, .none)
-        case .shutdownWrite: transport.shutdownWrite(fd)
+        case .shutdownWrite: transport.shutdownWrite(socket)
         case .close: close()
         case .readNext: processInput()
         }
@@ -240,12 +240,12 @@ final class ClientConnection {
     func enterLingering() {
         if let u = machine.lingers() { u.pool.close(u) }
         input?.clear()
-        if flush() && !outputPending { transport.shutdownWrite(fd) }
+        if flush() && !outputPending { transport.shutdownWrite(socket) }
         setDeadline(worker.loop.now + Self.lingerMs, keepIfEarlier: false)
     }
 
     private func drainLingering() {
-        if !transport.discardInput(fd, scratch: &input) { close() }
+        if !transport.discardInput(socket, scratch: &input) { close() }
     }
 
     // MARK: output
@@ -262,7 +262,7 @@ final class ClientConnection {
     /// Reads once into `input`; nil on an error (kept in `failure`).
     func read() -> IOResult? {
         do {
-            return try transport.read(fd, into: &input!)
+            return try transport.read(socket, into: &input!)
         } catch {
             failure = error
             return nil
@@ -272,9 +272,9 @@ final class ClientConnection {
     /// Writes as much of `output` as the socket takes; false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard !(output?.isEmpty ?? true) else { return transport.sendPending(fd) }
+        guard !(output?.isEmpty ?? true) else { return transport.sendPending(socket) }
         do {
-            if try transport.write(fd, from: &output!) > 0 { progress() }
+            if try transport.write(socket, from: &output!) > 0 { progress() }
             return true
         } catch {
             failure = error
@@ -326,7 +326,7 @@ final class ClientConnection {
                 }
             }
             do {
-                try worker.loop.setInterest(fd, interest)
+                try worker.loop.setInterest(socket, interest)
             } catch {
                 worker.logEvent("client connection from \(peer.text) closed: \(error)")
                 failure = error
@@ -389,7 +389,7 @@ final class ClientConnection {
         if let u = machine.closes() { u.pool.close(u) }
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
-        worker.loop.close(fd)
+        worker.loop.close(socket)
         worker.connectionClosed(self)
     }
 

@@ -7,7 +7,7 @@ extension ClientConnection {
         deadline = time
         if timerAt == 0 || time < timerAt {
             timerAt = time
-            worker.loop.schedule(at: time, fd: fd, generation: generation)
+            worker.loop.schedule(at: time, slot: socket.slot, generation: generation)
         }
     }
 
@@ -40,7 +40,7 @@ extension ClientConnection {
         if machine.isClosed { return }
         if now < deadline {
             timerAt = deadline
-            worker.loop.schedule(at: deadline, fd: fd, generation: generation)
+            worker.loop.schedule(at: deadline, slot: socket.slot, generation: generation)
             return
         }
         switch machine.timerFired(answersBacklogged: answersBacklogged, partialHead: !(input?.isEmpty ?? true)) {

@@ -28,12 +28,12 @@ extension ClientConnection {
             consumeInput(d.consumed)
             let ticket = machine.pendingBegins(d)
             setDeadline(worker.loop.now + DeferredAnswer.timeoutMs, keepIfEarlier: false)
-            let fd = self.fd, generation = self.generation, job = d.job
+            let slot = socket.slot, generation = self.generation, job = d.job
             let box = WorkerBox(worker)
             let accepted = worker.blocking.submit {
                 let ok = job()
                 // Back to the connection's own loop; the worker is touched only there.
-                box.worker.loop.execute { box.worker.deferredDone(fd: fd, generation: generation, ticket: ticket, ok: ok) }
+                box.worker.loop.execute { box.worker.deferredDone(slot: slot, generation: generation, ticket: ticket, ok: ok) }
             }
             guard accepted else {
                 deliver(machine.pendingAnswered(d.unavailable()))
@@ -78,8 +78,8 @@ extension ClientConnection {
 
 extension Worker {
     /// Work for a pending answer finished on the blocking pool; the connection may be gone.
-    func deferredDone(fd: Int32, generation: UInt32, ticket: UInt64, ok: Bool) {
-        guard case let .client(c)? = loop.handler(fd, generation: generation) else { return }
+    func deferredDone(slot: Int32, generation: UInt32, ticket: UInt64, ok: Bool) {
+        guard case let .client(c)? = loop.handler(slot, generation: generation) else { return }
         c.finishDeferred(ticket: ticket, ok: ok)
         if !c.machine.isClosed { c.updateInterest() }
     }

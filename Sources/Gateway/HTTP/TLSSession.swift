@@ -43,20 +43,20 @@ final class TLSSession {
 
     /// Decrypts into `buffer`'s free space, reading ciphertext from the socket as the session
     /// asks for it (the handshake happens here, its answers sent on the way).
-    func read(_ fd: Int32, into buffer: inout ByteBuffer) -> IOResult? {
+    func read(_ socket: Socket, into buffer: inout ByteBuffer) -> IOResult? {
         while true {
             var n = 0
             switch gw_tls_read(ssl, buffer.base + buffer.writerIndex, buffer.writableBytes, &n) {
             case Int32(GW_TLS_OK):
                 buffer.writerIndex += n
                 // TLS 1.3 session tickets and the like go out with the next write or now.
-                guard sendPending(fd) else { return nil }
+                guard sendPending(socket) else { return nil }
                 return .bytes(n)
             case Int32(GW_TLS_WANT_READ):
-                guard sendPending(fd) else { return nil }
+                guard sendPending(socket) else { return nil }
                 let scratch = buffers.take()
                 defer { buffers.release(scratch) }
-                guard let r = try? Syscall.read(fd, scratch.base, scratch.capacity) else { return nil }
+                guard let r = try? socket.read(scratch.base, scratch.capacity) else { return nil }
                 switch r {
                 case let .bytes(k):
                     guard gw_tls_feed(ssl, scratch.base, k) == 1 else { return nil }
@@ -68,7 +68,7 @@ final class TLSSession {
             case Int32(GW_TLS_CLOSED):
                 return .eof
             default:
-                _ = sendPending(fd)   // the alert, if any
+                _ = sendPending(socket)   // the alert, if any
                 return nil
             }
         }
@@ -76,8 +76,8 @@ final class TLSSession {
 
     /// Encrypts `buffer`'s readable bytes while the ciphertext waiting stays under
     /// `maxPendingCiphertext`; the number of plaintext bytes taken, nil on an error.
-    func write(_ fd: Int32, from buffer: inout ByteBuffer) -> Int? {
-        guard sendPending(fd) else { return nil }
+    func write(_ socket: Socket, from buffer: inout ByteBuffer) -> Int? {
+        guard sendPending(socket) else { return nil }
         var taken = 0
         while !buffer.isEmpty && pendingCount < Self.maxPendingCiphertext {
             var n = 0
@@ -92,18 +92,18 @@ final class TLSSession {
                 buffer.readerIndex = 0
                 buffer.writerIndex = 0
             }
-            guard sendPending(fd) else { return nil }
+            guard sendPending(socket) else { return nil }
         }
         return taken
     }
 
     /// Sends waiting ciphertext as far as the socket takes it; false on a write error.
-    func sendPending(_ fd: Int32) -> Bool {
+    func sendPending(_ socket: Socket) -> Bool {
         while true {
             var data: UnsafeRawPointer?
             let n = gw_tls_pending(ssl, &data)
             guard n > 0, let data else { return true }
-            guard let r = try? Syscall.write(fd, data, n) else { return false }
+            guard let r = try? socket.write(data, n) else { return false }
             guard case let .bytes(k) = r else { return true }
             gw_tls_consume(ssl, k)
         }
@@ -119,12 +119,12 @@ final class TLSSession {
     var hasBufferedInput: Bool { gw_tls_has_buffered_input(ssl) != 0 }
 
     /// Sends close_notify, then ends the socket's sending side once it is out.
-    func shutdownWrite(_ fd: Int32) {
+    func shutdownWrite(_ socket: Socket) {
         if !closeNotifySent {
             closeNotifySent = true
             gw_tls_shutdown(ssl)
         }
-        if sendPending(fd) && !hasPendingOutput { Socket.shutdownWrite(fd) }
+        if sendPending(socket) && !hasPendingOutput { socket.shutdownWrite() }
     }
 
     /// The negotiated version ("TLSv1.3"), for logs.

@@ -18,14 +18,12 @@ enum Transport {
 
     /// Reads once into `buffer`'s free space.
     @inline(__always)
-    func read(_ fd: Int32, into buffer: inout ByteBuffer) throws(SystemError) -> IOResult {
+    func read(_ socket: Socket, into buffer: inout ByteBuffer) throws(SystemError) -> IOResult {
         switch self {
         case .plain:
-            let r = try Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes)
-            if case let .bytes(n) = r { buffer.writerIndex += n }
-            return r
+            return try socket.read(into: &buffer)
         case let .tls(session):
-            guard let r = session.read(fd, into: &buffer) else { throw SystemError.tls }
+            guard let r = session.read(socket, into: &buffer) else { throw SystemError.tls }
             return r
         }
     }
@@ -33,13 +31,13 @@ enum Transport {
     /// Writes `buffer`'s readable bytes as far as the socket takes them; the number of bytes
     /// taken from `buffer`.
     @inline(__always)
-    func write(_ fd: Int32, from buffer: inout ByteBuffer) throws(SystemError) -> Int {
+    func write(_ socket: Socket, from buffer: inout ByteBuffer) throws(SystemError) -> Int {
         switch self {
         case .plain:
-            guard let n = Syscall.writeOut(fd, &buffer) else { throw SystemError(call: "send", errno: errno) }
+            guard let n = socket.writeOut(&buffer) else { throw SystemError(call: "send", errno: errno) }
             return n
         case let .tls(session):
-            guard let n = session.write(fd, from: &buffer) else { throw SystemError.tls }
+            guard let n = session.write(socket, from: &buffer) else { throw SystemError.tls }
             return n
         }
     }
@@ -63,31 +61,31 @@ enum Transport {
 
     /// Sends what was taken but is not on the wire yet; false on a connection error.
     @inline(__always)
-    func sendPending(_ fd: Int32) -> Bool {
+    func sendPending(_ socket: Socket) -> Bool {
         switch self {
         case .plain: return true
-        case let .tls(session): return session.sendPending(fd)
+        case let .tls(session): return session.sendPending(socket)
         }
     }
 
     /// Ends the sending side once everything taken is on the wire.
-    func shutdownWrite(_ fd: Int32) {
+    func shutdownWrite(_ socket: Socket) {
         switch self {
-        case .plain: Socket.shutdownWrite(fd)
-        case let .tls(session): session.shutdownWrite(fd)
+        case .plain: socket.shutdownWrite()
+        case let .tls(session): session.shutdownWrite(socket)
         }
     }
 
     /// Reads and drops whatever arrived (a lingering close); false once the peer has closed or
     /// the connection failed.
-    func discardInput(_ fd: Int32, scratch: inout ByteBuffer?) -> Bool {
+    func discardInput(_ socket: Socket, scratch: inout ByteBuffer?) -> Bool {
         var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         let r = withUnsafeMutableBytes(of: &bytes) { raw -> IOResult? in
             if let b = scratch {
                 scratch!.clear()
-                return try? Syscall.read(fd, b.base, b.capacity)
+                return try? socket.read(b.base, b.capacity)
             }
-            return try? Syscall.read(fd, raw.baseAddress!, raw.count)
+            return try? socket.read(raw.baseAddress!, raw.count)
         }
         switch r {
         case .bytes?, .wouldBlock?: return true

@@ -86,7 +86,7 @@ extension UpstreamConnection {
             return
         }
         if phase == .connecting {
-            if events.failed || Socket.pendingError(fd) != 0 {
+            if events.failed || socket.pendingError != 0 {
                 upstreamFailed()
                 return
             }

@@ -21,7 +21,7 @@ final class UpstreamConnection {
         case closed
     }
 
-    let fd: Int32
+    let socket: Socket
     let generation: UInt32
     unowned let pool: UpstreamPool
     var phase: Phase
@@ -40,8 +40,8 @@ final class UpstreamConnection {
     /// The exchange in flight, replaced whole by `beginExchange`.
     var exchange = ExchangeState()
 
-    init(fd: Int32, generation: UInt32, pool: UpstreamPool, phase: Phase) {
-        self.fd = fd
+    init(socket: Socket, generation: UInt32, pool: UpstreamPool, phase: Phase) {
+        self.socket = socket
         self.generation = generation
         self.pool = pool
         self.phase = phase
@@ -59,7 +59,7 @@ final class UpstreamConnection {
     func flush() -> Bool {
         guard !(output?.isEmpty ?? true) else { return true }
         // Keep the head bytes readable for a replay until the answer starts.
-        return Syscall.writeOut(fd, &output!, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
+        return socket.writeOut(&output!, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
     }
 
     /// Reads once into `input`. nil on error.
@@ -69,9 +69,8 @@ final class UpstreamConnection {
         if input!.writableBytes == 0 { input!.compact() }
         guard input!.writableBytes > 0 else { return .wouldBlock }
         do {
-            let r = try Syscall.read(fd, input!.base + input!.writerIndex, input!.writableBytes)
-            if case let .bytes(n) = r {
-                input!.writerIndex += n
+            let r = try socket.read(into: &input!)
+            if case .bytes = r {
                 // The answer has started: the kept request head can go.
                 if exchange.answerBytesArrived(), let out = output, out.isEmpty { output!.clear() }
             }
@@ -83,12 +82,12 @@ final class UpstreamConnection {
     }
 
     /// Ends the sending side (a client's half-close passed on through a tunnel).
-    func shutdownWrite() { Socket.shutdownWrite(fd) }
+    func shutdownWrite() { socket.shutdownWrite() }
 
     /// Sets what the loop watches this connection for; false when the kernel refuses (the
     /// caller ends the exchange).
     func watch(_ interest: Interest) -> Bool {
-        do { try pool.worker.loop.setInterest(fd, interest) } catch { return false }
+        do { try pool.worker.loop.setInterest(socket, interest) } catch { return false }
         return true
     }
 
@@ -135,14 +134,14 @@ final class UpstreamPool {
     }
 
     func connectNew() throws(SystemError) -> UpstreamConnection {
-        let fd = try Socket.connect(address)
-        let gen = worker.loop.generation(of: fd) &+ 1
-        let u = UpstreamConnection(fd: fd, generation: gen, pool: self, phase: .connecting)
+        let socket = try Socket.connect(address)
+        let gen = worker.loop.generation(of: socket.slot) &+ 1
+        let u = UpstreamConnection(socket: socket, generation: gen, pool: self, phase: .connecting)
         do {
-            let registered = try worker.loop.register(fd, interest: .write, handler: .upstream(u))
+            let registered = try worker.loop.register(socket, interest: .write, handler: .upstream(u))
             precondition(registered == gen)
         } catch {
-            Syscall.close(fd)
+            socket.close()
             throw error
         }
         return u
@@ -157,7 +156,7 @@ final class UpstreamPool {
         u.phase = .idle
         u.idleSince = worker.loop.now
         // Readable while idle means the upstream closed it (or sent garbage): drop it then.
-        do { try worker.loop.setInterest(u.fd, .read) } catch { close(u); return }
+        do { try worker.loop.setInterest(u.socket, .read) } catch { close(u); return }
         idle.append(u)
     }
 
@@ -167,7 +166,7 @@ final class UpstreamPool {
         u.stream = nil
         if let b = u.input { worker.buffers.release(b); u.input = nil }
         if let b = u.output { worker.buffers.release(b); u.output = nil }
-        worker.loop.close(u.fd)
+        worker.loop.close(u.socket)
         if let i = idle.firstIndex(where: { $0 === u }) { idle.remove(at: i) }
     }
 

@@ -65,12 +65,6 @@ final class LogWriter: @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8]) {
-        var done = 0
-        bytes.withUnsafeBytes { raw in
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
-            }
-        }
+        try? Syscall.writeAll(fd, bytes)  // standard output gone: nothing left to tell
     }
 }

@@ -13,10 +13,10 @@ enum LoopHandler {
 }
 
 /// One epoll instance, owned by one thread: level-triggered registrations, a generation number
-/// packed beside each fd in `epoll_event.data.u64` (events for a closed-and-reused fd are
+/// packed beside each socket's slot in `epoll_event.data.u64` (events for a closed-and-reused fd are
 /// dropped), an eventfd to wake it from other threads, and a timer heap for every deadline.
 final class EventLoop {
-    let epfd: Int32
+    private let epfd: Int32
     private let wakeFD: Int32
     private var handlers: [LoopHandler?] = []
     private var generations: [UInt32] = []
@@ -46,7 +46,7 @@ final class EventLoop {
         guard wakeFD >= 0 else { throw SystemError(call: "eventfd", errno: errno) }
         events = .allocate(byteCount: eventSize * maxEvents, alignment: 8)
         updateClock()
-        try register(wakeFD, interest: .read, handler: .wakeup)
+        try registerWakeup()
     }
 
     deinit {
@@ -65,64 +65,77 @@ final class EventLoop {
 
     // MARK: registrations
 
-    /// Registers `fd` with `interest`; returns its generation. Fails (nothing registered) when
-    /// the kernel refuses, e.g. out of memory: the caller closes the descriptor, the loop lives.
+    /// Registers `socket` with `interest`; returns its generation. Fails (nothing registered)
+    /// when the kernel refuses, e.g. out of memory: the caller closes the socket, the loop lives.
     @discardableResult
-    func register(_ fd: Int32, interest: Interest, handler: LoopHandler) throws(SystemError) -> UInt32 {
-        let i = Int(fd)
+    func register(_ socket: Socket, interest: Interest, handler: LoopHandler) throws(SystemError) -> UInt32 {
+        try add(socket.slot, interest: interest, handler: handler) { socket.epollControl(epfd, EPOLL_CTL_ADD, mask: $0, data: $1) }
+    }
+
+    /// The loop's own eventfd, watched for reading.
+    private func registerWakeup() throws(SystemError) {
+        try add(wakeFD, interest: .read, handler: .wakeup) { gw_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, $0, $1) }
+    }
+
+    /// Files `handler` under `slot` in its next generation once `control(mask, data)` (the
+    /// EPOLL_CTL_ADD) succeeds; a refusal leaves the tables as they were.
+    private func add(_ slot: Int32, interest: Interest, handler: LoopHandler,
+                     control: (UInt32, UInt64) -> Int32) throws(SystemError) -> UInt32 {
+        let i = Int(slot)
         if i >= handlers.count {
             let n = max(i + 1, handlers.count * 2, 64)
             handlers.append(contentsOf: repeatElement(nil, count: n - handlers.count))
             generations.append(contentsOf: repeatElement(0, count: n - generations.count))
             interests.append(contentsOf: repeatElement(0, count: n - interests.count))
         }
-        generations[i] &+= 1
+        let generation = generations[i] &+ 1
         let mask = interest.epollMask
-        guard gw_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32) == 0 else {
+        guard control(mask, UInt64(UInt32(bitPattern: slot)) | UInt64(generation) << 32) == 0 else {
             throw SystemError(call: "epoll_ctl(ADD)", errno: errno)
         }
+        generations[i] = generation
         handlers[i] = handler
         interests[i] = mask
-        return generations[i]
+        return generation
     }
 
-    /// Changes what `fd` is watched for, with a syscall only when it changes. Fails when the
+    /// The slot and its generation, as packed in `epoll_event.data.u64`.
+    @inline(__always)
+    private func key(_ slot: Int32) -> UInt64 { UInt64(UInt32(bitPattern: slot)) | UInt64(generations[Int(slot)]) << 32 }
+
+    /// Changes what `socket` is watched for, with a syscall only when it changes. Fails when the
     /// kernel refuses; the caller ends the connection, with the reason.
     @inline(__always)
-    func setInterest(_ fd: Int32, _ interest: Interest) throws(SystemError) {
-        let i = Int(fd)
+    func setInterest(_ socket: Socket, _ interest: Interest) throws(SystemError) {
+        let i = Int(socket.slot)
         let mask = interest.epollMask
         guard interests[i] != mask else { return }
-        guard gw_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, mask, UInt64(UInt32(bitPattern: fd)) | UInt64(generations[i]) << 32) == 0 else {
+        guard socket.epollControl(epfd, EPOLL_CTL_MOD, mask: mask, data: key(socket.slot)) == 0 else {
             throw SystemError(call: "epoll_ctl(MOD)", errno: errno)
         }
         interests[i] = mask
     }
 
-    /// Forgets a registered descriptor and closes it: every descriptor a loop watches is closed
-    /// here, so none is closed while still watched. Its pending events and timers become stale.
-    func close(_ fd: Int32) {
-        unregister(fd)
-        Syscall.close(fd)
+    /// Forgets a registered socket and closes it: every socket a loop watches is closed here, so
+    /// none is closed while still watched. Its pending events and timers become stale.
+    func close(_ socket: Socket) {
+        let i = Int(socket.slot)
+        if i < handlers.count, handlers[i] != nil {
+            _ = socket.epollControl(epfd, EPOLL_CTL_DEL, mask: 0, data: 0)
+            handlers[i] = nil
+            generations[i] &+= 1
+            interests[i] = 0
+        }
+        socket.close()
     }
 
-    /// Forgets `fd` (before it is closed); pending events and timers for it become stale.
-    private func unregister(_ fd: Int32) {
-        let i = Int(fd)
-        guard i < handlers.count, handlers[i] != nil else { return }
-        _ = gw_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
-        handlers[i] = nil
-        generations[i] &+= 1
-        interests[i] = 0
-    }
-
-    /// The generation `fd` has now (0 for a descriptor never registered).
+    /// The generation `slot` has now (0 for a slot never registered).
     @inline(__always)
-    func generation(of fd: Int32) -> UInt32 { Int(fd) < generations.count ? generations[Int(fd)] : 0 }
+    func generation(of slot: Int32) -> UInt32 { Int(slot) < generations.count ? generations[Int(slot)] : 0 }
 
     @inline(__always)
-    func handler(_ fd: Int32, generation: UInt32) -> LoopHandler? {
-        let i = Int(fd)
+    func handler(_ slot: Int32, generation: UInt32) -> LoopHandler? {
+        let i = Int(slot)
         guard i < handlers.count, generations[i] == generation else { return nil }
         return handlers[i]
     }
@@ -134,8 +147,8 @@ final class EventLoop {
 
     // MARK: timers
 
-    func schedule(at time: UInt64, fd: Int32, generation: UInt32) {
-        timers.push(.init(time: time, fd: fd, generation: generation))
+    func schedule(at time: UInt64, slot: Int32, generation: UInt32) {
+        timers.push(.init(time: time, slot: slot, generation: generation))
     }
 
     /// The next timer entry due now, if any.
@@ -149,7 +162,7 @@ final class EventLoop {
     /// Waits for events (at most until the earliest timer or `maxWaitMs`), then calls `body`
     /// for each with its handler; stale events are skipped.
     @inline(__always)
-    func wait(maxWaitMs: Int32, _ body: (LoopHandler, Int32, IOEvents) -> Void) {
+    func wait(maxWaitMs: Int32, _ body: (LoopHandler, IOEvents) -> Void) {
         var timeout = maxWaitMs
         if let t = timers.earliest {
             timeout = t <= now ? 0 : Int32(min(UInt64(maxWaitMs), t - now))
@@ -160,10 +173,10 @@ final class EventLoop {
         guard n > 0 else { return }
         for k in 0..<Int(n) {
             let data = gw_epoll_event_data(events, Int32(k))
-            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+            let slot = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
             let gen = UInt32(truncatingIfNeeded: data >> 32)
-            guard let h = handler(fd, generation: gen) else { continue }
-            body(h, fd, IOEvents(epollBits: gw_epoll_event_events(events, Int32(k))))
+            guard let h = handler(slot, generation: gen) else { continue }
+            body(h, IOEvents(epollBits: gw_epoll_event_events(events, Int32(k))))
         }
     }
 

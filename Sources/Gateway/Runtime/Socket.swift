@@ -1,171 +1,160 @@
 import CGatewayShims
 import Glibc
 
-/// A resolved socket address (IPv4 or IPv6), resolved once when the configuration loads.
-struct SocketAddress: Sendable, CustomStringConvertible {
-    var storage = sockaddr_storage()
-    var length: socklen_t = 0
+/// A socket, owned by Runtime. Its descriptor is private to this file: connections read, write
+/// and half-close through these methods, the event loop watches it through `epollControl` and is
+/// the one that closes a registered socket (`EventLoop.close`); code off the loops (the admin
+/// socket, readiness probes, the CLI, the demo upstream) closes its blocking sockets with `close`.
+struct Socket {
+    private let fd: Int32
 
-    var family: Int32 { Int32(storage.ss_family) }
+    fileprivate init(_ fd: Int32) { self.fd = fd }
 
-    /// Lends the address as the `sockaddr` pointer and length the socket calls take.
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-        var s = storage
-        return withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    /// The slot the event loop files this socket under (its descriptor's number), so events and
+    /// timers can find their connection. No I/O can be done through it.
+    var slot: Int32 { fd }
+
+    // MARK: non-blocking I/O (on a loop)
+
+    /// Reads once into `buffer`'s free space.
+    @inline(__always)
+    func read(into buffer: inout ByteBuffer) throws(SystemError) -> IOResult {
+        let r = try Syscall.read(fd, buffer.base + buffer.writerIndex, buffer.writableBytes)
+        if case let .bytes(n) = r { buffer.writerIndex += n }
+        return r
     }
 
-    /// Resolves "host:port" or "[v6]:port" (numeric or by name, at load time only: this may block).
-    static func resolve(_ hostPort: String) throws(AddressError) -> SocketAddress {
-        let (host, port) = try split(hostPort)
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &result)
-        guard rc == 0, let first = result else {
-            throw AddressError(message: "cannot resolve \(host): \(String(cString: gai_strerror(rc)))")
-        }
-        defer { freeaddrinfo(result) }
-        var addr = SocketAddress()
-        withUnsafeMutableBytes(of: &addr.storage) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
-        }
-        addr.length = first.pointee.ai_addrlen
-        return addr
+    /// Reads once into `count` bytes at `p`.
+    @inline(__always)
+    func read(_ p: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> IOResult {
+        try Syscall.read(fd, p, count)
     }
 
-    static func split(_ hostPort: String) throws(AddressError) -> (String, UInt16) {
-        var host: Substring, portText: Substring
-        if hostPort.hasPrefix("[") {
-            guard let close = hostPort.firstIndex(of: "]"), hostPort[hostPort.index(after: close)...].hasPrefix(":") else {
-                throw AddressError(message: "\"\(hostPort)\" is not [ipv6]:port")
+    /// Sends once from `count` bytes at `p`.
+    @inline(__always)
+    func write(_ p: UnsafeRawPointer, _ count: Int) throws(SystemError) -> IOResult {
+        try Syscall.write(fd, p, count)
+    }
+
+    /// Writes `buffer`'s readable bytes until the socket takes no more. Returns the bytes
+    /// written, or nil on a write error. A drained buffer is rewound to its start unless
+    /// `keepDrained` (the upstream keeps a request head readable for a replay).
+    @inline(__always)
+    func writeOut(_ buffer: inout ByteBuffer, keepDrained: Bool = false) -> Int? {
+        var written = 0
+        while !buffer.isEmpty {
+            let r: IOResult
+            do {
+                r = try Syscall.write(fd, buffer.base + buffer.readerIndex, buffer.readableBytes)
+            } catch {
+                return nil
             }
-            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
-            portText = hostPort[hostPort.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = hostPort.lastIndex(of: ":") else { throw AddressError(message: "\"\(hostPort)\" has no :port") }
-            host = hostPort[..<colon]
-            portText = hostPort[hostPort.index(after: colon)...]
-        }
-        guard !host.isEmpty, let port = UInt16(portText), port > 0 else {
-            throw AddressError(message: "\"\(hostPort)\" is not host:port with a port 1-65535")
-        }
-        return (String(host), port)
-    }
-
-    var port: UInt16 {
-        var storage = self.storage
-        return withUnsafeBytes(of: &storage) { raw in
-            family == AF_INET6 ? UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-                               : UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-        }
-    }
-
-    var description: String {
-        var storage = self.storage
-        var text = [CChar](repeating: 0, count: 64)
-        withUnsafeBytes(of: &storage) { raw in
-            if family == AF_INET6 {
-                _ = inet_ntop(AF_INET6, raw.baseAddress! + 8, &text, 64)
-            } else {
-                _ = inet_ntop(AF_INET, raw.baseAddress! + 4, &text, 64)
+            guard case let .bytes(n) = r else { break }
+            written += n
+            buffer.readerIndex += n
+            if buffer.readerIndex == buffer.writerIndex && !keepDrained {
+                buffer.readerIndex = 0
+                buffer.writerIndex = 0
             }
         }
-        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return family == AF_INET6 ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return written
     }
-}
 
-struct AddressError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
-}
+    /// Half-closes the sending side (lingering close: the client reads our answer, no reset).
+    func shutdownWrite() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
 
-/// A client's address as compact bytes (held by every connection, idle ones included).
-struct PeerAddress {
-    var high: UInt64 = 0
-    var low: UInt64 = 0
-    var isV6 = false
+    /// The pending error (after a non-blocking connect), 0 when connected.
+    var pendingError: Int32 {
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err
+    }
 
-    init() {}
+    /// Adds, changes or removes this socket in the epoll instance `epfd` (EventLoop only).
+    func epollControl(_ epfd: Int32, _ op: Int32, mask: UInt32, data: UInt64) -> Int32 {
+        gw_epoll_ctl(epfd, op, fd, mask, data)
+    }
 
-    init(_ storage: sockaddr_storage) {
-        var s = storage
-        withUnsafeBytes(of: &s) { raw in
-            if Int32(raw.load(as: sa_family_t.self)) == AF_INET6 {
-                isV6 = true
-                high = raw.load(fromByteOffset: 8, as: UInt64.self)
-                low = raw.load(fromByteOffset: 16, as: UInt64.self)
-            } else {
-                low = UInt64(raw.load(fromByteOffset: 4, as: UInt32.self))
-            }
+    /// Closes the descriptor. A socket registered with a loop is closed by `EventLoop.close`.
+    func close() {
+        Syscall.close(fd)
+    }
+
+    // MARK: blocking I/O (off the loops)
+
+    /// Sends all of `bytes`; false when the peer is gone or the send timed out.
+    func sendAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            guard case let .bytes(n)? = try? Syscall.write(fd, bytes.baseAddress! + done, bytes.count - done) else { return false }
+            done += n
+        }
+        return true
+    }
+
+    func sendAll(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { sendAll($0) } }
+
+    /// Waits up to `timeoutMs` for bytes to read (or the peer's close); false on timeout.
+    func waitReadable(timeoutMs: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let r = poll(&p, 1, timeoutMs)
+            if r < 0 && errno == EINTR { continue }
+            return r > 0
         }
     }
 
-    /// Appends the address's text form (as in X-Forwarded-For); false (nothing written) when it
-    /// does not fit.
-    func append(to buffer: inout ByteBuffer) -> Bool {
-        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
-        var raw = (high, low)
-        return withUnsafeMutableBytes(of: &text) { out in
-            withUnsafeBytes(of: &raw) { addr -> Bool in
-                let p = out.baseAddress!.assumingMemoryBound(to: CChar.self)
-                if isV6 {
-                    _ = inet_ntop(AF_INET6, addr.baseAddress!, p, 48)
-                } else {
-                    _ = inet_ntop(AF_INET, addr.baseAddress! + 8, p, 48)
-                }
-                return buffer.append(UnsafeRawBufferPointer(start: out.baseAddress, count: strlen(p)))
-            }
+    /// Reads what is there into `chunk` (blocking, up to the receive timeout); the bytes read,
+    /// 0 at the peer's close, a timeout or an error.
+    func readSome(into chunk: inout [UInt8]) -> Int {
+        let r = chunk.withUnsafeMutableBytes { try? Syscall.read(fd, $0.baseAddress!, $0.count) }
+        if case let .bytes(n)? = r { return n }
+        return 0
+    }
+
+    /// Waits for a connection on a blocking listener (EINTR and aborted connections retried;
+    /// TCP_NODELAY set on a TCP one).
+    func acceptBlocking() throws(SystemError) -> Socket {
+        while true {
+            let c = gw_accept_blocking(fd)
+            if c >= 0 { Self.setNoDelay(c); return Socket(c) }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            throw SystemError(call: "accept4", errno: errno)
         }
     }
 
-    /// The text form, for logs and tests.
-    var text: String {
-        var b = [UInt8](repeating: 0, count: 64)
-        return b.withUnsafeMutableBytes { raw -> String in
-            var buf = ByteBuffer(base: raw.baseAddress!, capacity: 64)
-            _ = append(to: &buf)
-            return String(decoding: buf.readable, as: UTF8.self)
-        }
-    }
-}
+    // MARK: making sockets
 
-enum Socket {
-    /// A non-blocking, close-on-exec listening socket with SO_REUSEPORT (one per worker).
-    static func listen(_ address: SocketAddress, backlog: Int32 = 4096) throws(SystemError) -> Int32 {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    private static let streamFlags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+
+    /// A close-on-exec listening socket with SO_REUSEPORT (one per worker), non-blocking unless
+    /// `blocking` (the demo upstream's thread-per-connection listener).
+    static func listen(_ address: SocketAddress, backlog: Int32 = 4096, blocking: Bool = false) throws(SystemError) -> Socket {
+        let fd = socket(address.family, streamFlags | (blocking ? 0 : Int32(SOCK_NONBLOCK.rawValue)), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
-            let e = errno
-            Syscall.close(fd)
-            throw SystemError(call: "bind", errno: e)
-        }
-        guard Glibc.listen(fd, backlog) == 0 else {
-            let e = errno
-            Syscall.close(fd)
-            throw SystemError(call: "listen", errno: e)
-        }
-        return fd
+        guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else { throw failed("bind", closing: fd) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw failed("listen", closing: fd) }
+        return Socket(fd)
     }
 
     /// Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY); nil when none is waiting.
-    static func accept(_ listener: Int32, peer: inout PeerAddress) throws(SystemError) -> Int32? {
+    func accept(peer: inout PeerAddress) throws(SystemError) -> Socket? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
-            let fd = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    gw_accept(listener, $0, &len)
-                }
+            let c = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { gw_accept(fd, $0, &len) }
             }
-            if fd >= 0 {
-                setNoDelay(fd)
+            if c >= 0 {
+                Self.setNoDelay(c)
                 peer = PeerAddress(storage)
-                return fd
+                return Socket(c)
             }
             switch errno {
             case EINTR: continue
@@ -175,78 +164,82 @@ enum Socket {
         }
     }
 
-    /// Starts a non-blocking connect; returns the fd (connection completes when writable).
-    static func connect(_ address: SocketAddress) throws(SystemError) -> Int32 {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// Starts a non-blocking connect (it completes when the socket becomes writable).
+    static func connect(_ address: SocketAddress) throws(SystemError) -> Socket {
+        let fd = socket(address.family, streamFlags | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         setNoDelay(fd)
         if address.withSockAddr({ Glibc.connect(fd, $0, $1) }) != 0 && errno != EINPROGRESS {
-            let e = errno
-            Syscall.close(fd)
-            throw SystemError(call: "connect", errno: e)
+            throw failed("connect", closing: fd)
         }
-        return fd
+        return Socket(fd)
     }
 
-    /// A blocking connection (off the loops only: readiness probes, the upstream's about object,
-    /// the CLI) with send and receive timeouts; nil when it cannot be made.
-    static func connectBlocking(_ address: SocketAddress, timeoutSeconds: Int) -> Int32? {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// A connected pair of non-blocking unix stream sockets (tests drive a loop with them).
+    static func pair() throws(SystemError) -> (Socket, Socket) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, streamFlags | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) == 0 else {
+            throw SystemError(call: "socketpair", errno: errno)
+        }
+        return (Socket(fds[0]), Socket(fds[1]))
+    }
+
+    /// A blocking connection (off the loops only: readiness probes, the upstream's about object)
+    /// with send and receive timeouts; nil when it cannot be made.
+    static func connectBlocking(_ address: SocketAddress, timeoutSeconds: Int) -> Socket? {
+        let fd = socket(address.family, streamFlags, 0)
         guard fd >= 0 else { return nil }
         setTimeouts(fd, seconds: timeoutSeconds)
         guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { Syscall.close(fd); return nil }
-        return fd
+        setNoDelay(fd)
+        return Socket(fd)
     }
 
-    /// A unix stream socket listening at `path`, created mode 0600 (the admin socket).
-    static func listenUnix(_ path: String, backlog: Int32 = 16) throws(SystemError) -> Int32 {
+    /// A blocking unix stream socket listening at `path`, created mode 0600 (the admin socket).
+    static func listenUnix(_ path: String, backlog: Int32 = 16) throws(SystemError) -> Socket {
         guard let address = UnixSocketAddress(path) else { throw SystemError(call: "bind(unix path too long)", errno: ENAMETOOLONG) }
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, streamFlags, 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         let old = umask(0o177)
         let rc = address.withSockAddr { bind(fd, $0, $1) }
         let e = errno
         umask(old)
         guard rc == 0 else { Syscall.close(fd); throw SystemError(call: "bind", errno: e) }
-        guard Glibc.listen(fd, backlog) == 0 else { let e = errno; Syscall.close(fd); throw SystemError(call: "listen", errno: e) }
+        guard Glibc.listen(fd, backlog) == 0 else { throw failed("listen", closing: fd) }
         chmod(path, 0o600)
-        return fd
+        return Socket(fd)
     }
 
     /// A blocking connection to the unix socket at `path`; nil when nothing listens there.
-    static func connectUnix(_ path: String, timeoutSeconds: Int) -> Int32? {
+    static func connectUnix(_ path: String, timeoutSeconds: Int) -> Socket? {
         guard let address = UnixSocketAddress(path) else { return nil }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, streamFlags, 0)
         guard fd >= 0 else { return nil }
         setTimeouts(fd, seconds: timeoutSeconds)
         guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { Syscall.close(fd); return nil }
-        return fd
+        return Socket(fd)
     }
 
     /// Send and receive timeouts of a blocking socket.
-    static func setTimeouts(_ fd: Int32, seconds: Int) {
+    func setTimeouts(seconds: Int) { Self.setTimeouts(fd, seconds: seconds) }
+
+    private static func setTimeouts(_ fd: Int32, seconds: Int) {
         var tv = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// The pending error of a socket (after a non-blocking connect), 0 when connected.
-    static func pendingError(_ fd: Int32) -> Int32 {
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-        return err
-    }
-
-    static func setNoDelay(_ fd: Int32) {
+    private static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Half-closes the sending side (lingering close: the client reads our answer, no reset).
-    static func shutdownWrite(_ fd: Int32) {
-        Glibc.shutdown(fd, Int32(SHUT_WR))
+    /// The error of `call` with its errno, after closing the half-made socket.
+    private static func failed(_ call: StaticString, closing fd: Int32) -> SystemError {
+        let e = errno
+        Syscall.close(fd)
+        return SystemError(call: call, errno: e)
     }
 
     /// Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
@@ -257,23 +250,5 @@ enum Socket {
         lim.rlim_cur = lim.rlim_max
         setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lim)
         return UInt64(lim.rlim_cur)
-    }
-}
-
-/// A unix socket's path as a `sockaddr_un`.
-struct UnixSocketAddress {
-    private var address = sockaddr_un()
-
-    /// nil when the path does not fit.
-    init?(_ path: String) {
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-    }
-
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-        var a = address
-        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
     }
 }

@@ -57,28 +57,24 @@ enum Syscall {
         }
     }
 
-    /// Writes `buffer`'s readable bytes until the socket takes no more. Returns the bytes
-    /// written, or nil on a write error. A drained buffer is rewound to its start unless
-    /// `keepDrained` (the upstream keeps a request head readable for a replay).
-    @inline(__always)
-    static func writeOut(_ fd: Int32, _ buffer: inout ByteBuffer, keepDrained: Bool = false) -> Int? {
-        var written = 0
-        while !buffer.isEmpty {
-            let r: IOResult
-            do {
-                r = try write(fd, buffer.base + buffer.readerIndex, buffer.readableBytes)
-            } catch {
-                return nil
-            }
-            guard case let .bytes(n) = r else { break }
-            written += n
-            buffer.readerIndex += n
-            if buffer.readerIndex == buffer.writerIndex && !keepDrained {
-                buffer.readerIndex = 0
-                buffer.writerIndex = 0
-            }
+    /// Writes all of `bytes` to a blocking descriptor (files, standard output, off the loops),
+    /// retrying short writes and EINTR.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            throw SystemError(call: "write", errno: n == 0 ? EIO : errno)
         }
-        return written
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var failure: SystemError?
+        bytes.withUnsafeBytes { raw in
+            do throws(SystemError) { try writeAll(fd, raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
     /// close ignores EINTR (the descriptor is gone either way on Linux).

@@ -1,14 +1,14 @@
 /// A binary min-heap of deadlines for one loop.
 ///
-/// Entries are (time, fd, generation). A connection keeps one current deadline and pushes an
+/// Entries are (time, slot, generation). A connection keeps one current deadline and pushes an
 /// entry only when its deadline moves earlier than the entry it already has; later moves are
 /// free (the entry fires, the owner sees its real deadline is later and re-arms). Stale entries
-/// (closed or re-used fds) are recognised by their generation and dropped when they surface, so
+/// (closed sockets, or slots re-used) are recognised by their generation and dropped when they surface, so
 /// the heap holds about one entry per connection, whatever the request rate.
 struct TimerHeap {
     struct Entry {
         var time: UInt64
-        var fd: Int32
+        var slot: Int32
         var generation: UInt32
     }
 

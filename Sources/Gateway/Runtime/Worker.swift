@@ -20,8 +20,8 @@ final class Worker {
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
-    private var listenFD: Int32 = -1
-    private var tlsListenFD: Int32 = -1
+    private var listener: Socket?
+    private var tlsListener: Socket?
     private var pools: [UpstreamPool] = []
     private(set) var connectionCount = 0
     private var acceptPaused = false
@@ -62,30 +62,32 @@ final class Worker {
     /// Opens this worker's listeners, plain and HTTPS (SO_REUSEPORT: one each per worker, the
     /// kernel spreads accepts).
     func listen() throws {
-        listenFD = try Socket.listen(state.listen)
-        try loop.register(listenFD, interest: .read, handler: .listener)
+        let plain = try Socket.listen(state.listen)
+        listener = plain
+        try loop.register(plain, interest: .read, handler: .listener)
         if let address = state.tlsListen {
-            tlsListenFD = try Socket.listen(address)
-            try loop.register(tlsListenFD, interest: .read, handler: .tlsListener)
+            let secure = try Socket.listen(address)
+            tlsListener = secure
+            try loop.register(secure, interest: .read, handler: .tlsListener)
         }
     }
 
     private func closeListeners() {
-        for fd in [listenFD, tlsListenFD] where fd >= 0 {
-            loop.close(fd)
+        for l in [listener, tlsListener] {
+            if let l { loop.close(l) }
         }
-        listenFD = -1
-        tlsListenFD = -1
+        listener = nil
+        tlsListener = nil
     }
 
     // MARK: the loop
 
     func run() {
         while !stopped {
-            loop.wait(maxWaitMs: 1000) { handler, fd, events in
+            loop.wait(maxWaitMs: 1000) { handler, events in
                 switch handler {
-                case .listener: acceptConnections(from: listenFD, tls: false)
-                case .tlsListener: acceptConnections(from: tlsListenFD, tls: true)
+                case .listener: if let l = listener { acceptConnections(from: l, tls: false) }
+                case .tlsListener: if let l = tlsListener { acceptConnections(from: l, tls: true) }
                 case .wakeup: loop.runInbox()
                 case let .client(c): c.handle(events)
                 case let .upstream(u): upstreamEvent(u, events)
@@ -115,7 +117,7 @@ final class Worker {
 
     private func fireTimers() {
         while let e = loop.popDueTimer() {
-            guard case let .client(c)? = loop.handler(e.fd, generation: e.generation), c.timerAt == e.time else { continue }
+            guard case let .client(c)? = loop.handler(e.slot, generation: e.generation), c.timerAt == e.time else { continue }
             c.timerFired(now: loop.now)
             if !c.machine.isClosed { c.updateInterest() }
         }
@@ -133,40 +135,40 @@ final class Worker {
 
     // MARK: accepting
 
-    private func acceptConnections(from listener: Int32, tls: Bool) {
+    private func acceptConnections(from listener: Socket, tls: Bool) {
         var peer = PeerAddress()
         for _ in 0..<64 {
             guard connectionCount < state.config.server.maxConnections else {
                 pauseAccepting()
                 return
             }
-            let fd: Int32?
+            let accepted: Socket?
             do {
-                fd = try Socket.accept(listener, peer: &peer)
+                accepted = try listener.accept(peer: &peer)
             } catch {
                 // Out of descriptors (EMFILE/ENFILE) or similar: stop accepting until one closes.
                 pauseAccepting()
                 return
             }
-            guard let fd else { return }
+            guard let socket = accepted else { return }
             var transport = Transport.plain
             if tls {
                 guard let context = state.tls, let session = TLSSession(context: context, buffers: buffers) else {
-                    Syscall.close(fd)
+                    socket.close()
                     continue
                 }
                 transport = .tls(session)
             }
-            let gen = loop.generation(of: fd) &+ 1
-            let c = ClientConnection(fd: fd, generation: gen, worker: self, peer: peer, snapshot: state, transport: transport)
+            let gen = loop.generation(of: socket.slot) &+ 1
+            let c = ClientConnection(socket: socket, generation: gen, worker: self, peer: peer, snapshot: state, transport: transport)
             do {
-                let registered = try loop.register(fd, interest: .read, handler: .client(c))
+                let registered = try loop.register(socket, interest: .read, handler: .client(c))
                 precondition(registered == gen)
             } catch {
                 // The kernel cannot watch one more descriptor (out of memory, the watch limit):
                 // this client is turned away, the worker lives on and keeps accepting.
                 logEvent("connection from \(peer.text) refused: \(error)")
-                Syscall.close(fd)
+                socket.close()
                 continue
             }
             connectionCount += 1
@@ -200,13 +202,13 @@ final class Worker {
     }
 
     private func pauseAccepting() {
-        guard !acceptPaused, listenFD >= 0 else { return }
+        guard !acceptPaused, listener != nil else { return }
         acceptPaused = true
         setListenerInterest([])
     }
 
     private func resumeAccepting() {
-        guard acceptPaused, listenFD >= 0 else { return }
+        guard acceptPaused, listener != nil else { return }
         // Still paused when the kernel refuses: the next sweep tries again.
         acceptPaused = !setListenerInterest(.read)
     }
@@ -215,8 +217,9 @@ final class Worker {
     @discardableResult
     private func setListenerInterest(_ interest: Interest) -> Bool {
         var done = true
-        for fd in [listenFD, tlsListenFD] where fd >= 0 {
-            do { try loop.setInterest(fd, interest) } catch { logEvent("listener: \(error)"); done = false }
+        for l in [listener, tlsListener] {
+            guard let l else { continue }
+            do { try loop.setInterest(l, interest) } catch { logEvent("listener: \(error)"); done = false }
         }
         return done
     }
