@@ -47,7 +47,15 @@ final class UpstreamConnectTimeoutTests: XCTestCase {
             _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(f, $0, len) } }
             fillers.append(f)
         }
-        usleep(100_000)
+        // The backlog is full once a filler's handshake has completed: later SYNs are dropped.
+        XCTAssertTrue(waitUntil {
+            fillers.contains { f in
+                var p = pollfd(fd: f, events: Int16(POLLOUT), revents: 0)
+                var err: Int32 = 0
+                var errLen = socklen_t(MemoryLayout<Int32>.size)
+                return poll(&p, 1, 0) == 1 && getsockopt(f, SOL_SOCKET, SO_ERROR, &err, &errLen) == 0 && err == 0
+            }
+        }, "a filler connection fills the backlog")
         let gw = try GatewayHarness(settings: "connect_timeout = \"1s\"", routes: """
             [[route]]
             prefix = "/api/v3/"

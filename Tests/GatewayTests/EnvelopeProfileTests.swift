@@ -820,6 +820,7 @@ final class EnvelopeProfileTests: XCTestCase {
         let raw = "POST \(loginPath) HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
         let port = gw.port
         let outcome = Locked(EnvelopeOutcome())
+        let clientPort = Locked<UInt16>(0)
         let sent = DispatchSemaphore(value: 0)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
@@ -828,6 +829,7 @@ final class EnvelopeProfileTests: XCTestCase {
             var signalled = false
             do {
                 let c = try RawClient(port: port, timeout: 10)
+                clientPort.withLock { $0 = KernelSocketView.localPort(of: c.fd) }
                 try c.send(raw)
                 sent.signal()
                 signalled = true
@@ -840,7 +842,9 @@ final class EnvelopeProfileTests: XCTestCase {
         }
         thread.start()
         XCTAssertEqual(sent.wait(timeout: .now() + 10), .success, "the login was sent")
-        usleep(200_000)  // the login is in the gateway now, its answer pending
+        // The gateway has read the login (nothing of it waits in its socket): its answer is pending.
+        XCTAssertTrue(waitUntil { KernelSocketView.unreadBytes(localPort: port, remotePort: clientPort.value) == 0 },
+                      "the gateway read the login")
 
         var timings: [Double] = []
         for _ in 0..<5 {

@@ -231,8 +231,10 @@ final class SpyUpstream {
     deinit { close(fd) }
 
     /// What the gateway sent on the connections it opened so far (each accepted and read for up
-    /// to `wait` seconds). Connections that carried no byte (the readiness probe's TCP connects)
-    /// are not requests and are left out.
+    /// to 0.2 s). Connections that carried no byte (the readiness probe's TCP connects) are not
+    /// requests and are left out. An absence has no condition to poll for, so a test that
+    /// expects nothing watches for `wait` seconds: long enough for a request the gateway wrongly
+    /// passed on after answering (a smuggled second request) to arrive.
     func received(wait: Double = 0.2) -> [String] {
         usleep(UInt32(wait * 1_000_000))
         var out: [String] = []
