@@ -21,20 +21,31 @@ static void gw_tls_error_text(char *err, size_t err_len, const char *what) {
     ERR_clear_error();
 }
 
+/* The server's preference: h2 (when the context offers it), then http/1.1; nothing chosen when
+ * the client offers neither. `arg` is non-NULL when h2 is offered. */
 static int gw_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                           const unsigned char *in, unsigned int inlen, void *arg) {
     (void)ssl;
-    (void)arg;
+    static const unsigned char both[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     static const unsigned char http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    const unsigned char *server = arg != NULL ? both : http11;
+    unsigned int server_len = arg != NULL ? sizeof both : sizeof http11;
     unsigned char *selected = NULL;
-    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&selected, outlen, server, server_len, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = selected;
         return SSL_TLSEXT_ERR_OK;
     }
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int min_tls13,
+int gw_tls_alpn_is_h2(SSL *ssl) {
+    const unsigned char *proto = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl, &proto, &len);
+    return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
+SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int min_tls13, int offer_h2,
                                char *err, size_t err_len) {
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -45,7 +56,7 @@ SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int 
     SSL_CTX_set_min_proto_version(ctx, min_tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_alpn_select_cb(ctx, gw_alpn_select, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, gw_alpn_select, offer_h2 ? (void *)1 : NULL);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         gw_tls_error_text(err, err_len, "cannot use the certificate file");
         SSL_CTX_free(ctx);

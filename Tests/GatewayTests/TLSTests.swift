@@ -135,13 +135,24 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(try c.readResponse().status, 200)
     }
 
-    func testClientsNotOfferingHTTP11GetNoALPNAnswer() throws {
+    func testALPNChoosesH2ThenHTTP11InTheServersOrder() throws {
         gw = try GatewayHarness(tls: true)
-        let c = try gw.connectTLS { $0.alpn = ["h2"] }
-        XCTAssertEqual(c.alpnSelected, "", "h2 is not offered back (HTTP/2 is not served yet)")
+        XCTAssertEqual(try gw.connectTLS { $0.alpn = ["h2"] }.alpnSelected, "h2")
+        XCTAssertEqual(try gw.connectTLS { $0.alpn = ["http/1.1", "h2"] }.alpnSelected, "h2", "the server's preference")
+        XCTAssertEqual(try gw.connectTLS { $0.alpn = ["http/1.1"] }.alpnSelected, "http/1.1")
+        XCTAssertEqual(try gw.connectTLS { $0.alpn = ["spdy/3"] }.alpnSelected, "", "nothing it does not speak")
         let none = try gw.connectTLS { $0.alpn = [] }
         try none.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
         XCTAssertEqual(try none.readResponse().status, 200)
+    }
+
+    func testWithHTTP2OffALPNNeverChoosesH2() throws {
+        gw = try GatewayHarness(settings: "http2 = false", tls: true)
+        XCTAssertEqual(try gw.connectTLS { $0.alpn = ["h2"] }.alpnSelected, "", "h2 is not offered back")
+        let c = try gw.connectTLS { $0.alpn = ["h2", "http/1.1"] }
+        XCTAssertEqual(c.alpnSelected, "http/1.1")
+        try c.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\n\(gw.bearer)\r\n")
+        XCTAssertEqual(try c.readResponse().status, 200)
     }
 
     func testNewCertificateIsServedAfterReloadWhileOpenConnectionsKeepWorking() throws {

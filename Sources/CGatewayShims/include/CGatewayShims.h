@@ -115,11 +115,13 @@ int gw_set_echo(int fd, int on);
 /* ---------------------------------------------------------------- TLS (tls.c) */
 
 /// A server context from a PEM certificate chain (leaf first) and its private key. TLS 1.2 at
-/// least (`min_tls13`: 1.3 only), no renegotiation, no compression, ALPN "http/1.1" chosen
-/// when offered (nothing chosen otherwise), SSL buffers released while idle. NULL on failure
-/// with the reason in `err`.
-SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int min_tls13,
+/// least (`min_tls13`: 1.3 only), no renegotiation, no compression, ALPN "h2" (when `offer_h2`)
+/// then "http/1.1" chosen in that order when offered (nothing chosen otherwise), SSL buffers
+/// released while idle. NULL on failure with the reason in `err`.
+SSL_CTX *gw_tls_server_ctx_new(const char *cert_file, const char *key_file, int min_tls13, int offer_h2,
                                char *err, size_t err_len);
+/// 1 when ALPN chose "h2" for this session.
+int gw_tls_alpn_is_h2(SSL *ssl);
 void gw_tls_ctx_free(SSL_CTX *ctx);
 
 /// A server-side session over two memory BIOs (ciphertext in, ciphertext out). NULL on failure.

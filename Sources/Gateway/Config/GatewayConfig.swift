@@ -40,6 +40,12 @@ struct GatewayConfig: Sendable {
         /// Idle keep-alive connections kept per upstream and worker.
         var upstreamIdlePerWorker = 64
         var upstreamIdleTimeoutMs = 30_000
+        /// HTTP/2 on both listeners (h2c with prior knowledge, h2 by ALPN).
+        var http2 = true
+        var http2MaxConcurrentStreams = 128
+        /// The most bytes of request and answer bodies held for one HTTP/2 connection (its
+        /// receive window, and the answers waiting for the client).
+        var http2MaxConnectionBuffer: Int64 = 1 << 20
     }
 
     /// datarhei Core's `tls.*`: HTTPS on its own address beside plain HTTP.

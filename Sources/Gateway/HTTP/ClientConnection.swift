@@ -143,6 +143,19 @@ final class ClientConnection {
     /// connection stops taking requests.
     private func handleHead() -> Bool {
         guard let inp = input else { return false }
+        if machine.served == 0 && config.server.http2 {
+            switch HTTP2Preface.match(inp.readable) {
+            case .partial:
+                machine.headStarted(now: worker.loop.now)
+                setDeadline(worker.loop.now + UInt64(config.server.headerTimeoutMs), keepIfEarlier: true)
+                return false
+            case .whole:
+                worker.adoptHTTP2(self)
+                return false
+            case .none:
+                break
+            }
+        }
         let parsed = parseRequestHead(inp.readable, fields: worker.requestFields, limits: snapshot.httpLimits)
         switch parsed {
         case .incomplete:
@@ -150,14 +163,7 @@ final class ClientConnection {
             setDeadline(worker.loop.now + UInt64(config.server.headerTimeoutMs), keepIfEarlier: true)
             return false
         case let .error(e):
-            let response: GatewayResponse
-            switch e {
-            case .uriTooLong: response = .uriTooLong
-            case .headersTooLarge: response = .headersTooLarge
-            case .versionNotSupported: response = .versionNotSupported
-            case .notImplemented: response = .notImplemented
-            case .badRequest: response = .badRequest
-            }
+            let response = GatewayResponse(parseError: e)
             logLine.reset()
             logLine.method("-")
             machine.requestBegins(keepAlive: false, isHEAD: false, speaks11: false, draining: worker.draining, now: worker.loop.now)
@@ -390,7 +396,7 @@ final class ClientConnection {
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
         worker.loop.close(socket)
-        worker.connectionClosed(self)
+        worker.connectionClosed()
     }
 
     // MARK: access log

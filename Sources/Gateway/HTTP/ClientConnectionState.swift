@@ -56,6 +56,14 @@ struct ClientConnectionState<Upstream> {
         }
     }
 
+    /// The connection's first bytes are HTTP/2's client preface: an HTTP/2 connection takes over
+    /// its socket and bytes, and this machine is done. False once a request has been served.
+    mutating func becomesHTTP2() -> Bool {
+        guard served == 0, isAwaitingHead else { return false }
+        state = .closed
+        return true
+    }
+
     // MARK: a request
 
     /// The first byte of a request was seen at `now` (its head may take several reads).

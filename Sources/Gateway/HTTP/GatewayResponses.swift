@@ -70,3 +70,16 @@ enum GatewayResponse: Int, CaseIterable {
         }
     }
 }
+
+extension GatewayResponse {
+    /// The answer to a request head the parser refused.
+    init(parseError e: HTTPParseError) {
+        switch e {
+        case .uriTooLong: self = .uriTooLong
+        case .headersTooLarge: self = .headersTooLarge
+        case .versionNotSupported: self = .versionNotSupported
+        case .notImplemented: self = .notImplemented
+        case .badRequest: self = .badRequest
+        }
+    }
+}

@@ -29,32 +29,49 @@ enum ResponseWriter {
 
     /// datarhei Core's error body: `{"code":N,"message":"<status text>","details":["<detail>"]}`.
     static func error(_ e: GatewayResponse, detail: String, retryAfter: Int?, close: Bool) -> [UInt8] {
-        var body = JSONWriter(capacity: 128)
-        body.raw("{\"code\":"); body.int(Int64(e.status))
-        body.raw(",\"message\":"); body.string(e.reason)
-        body.raw(",\"details\":["); body.string(detail); body.raw("]}")
-        return head(e.status, e.reason, bodyCount: body.bytes.count, retryAfter: retryAfter, close: close) + body.bytes
+        http1(message(.error(e, detail: detail, retryAfter: retryAfter)), close: close)
     }
 
     /// The envelope profile's error body: `{"code":<its code>,"error":"<word>","desc":"<text>"}`.
     static func envelope(_ e: EnvelopeError, retryAfter: Int?, close: Bool) -> [UInt8] {
-        var body = JSONWriter(capacity: 128)
-        body.raw("{\"code\":"); body.int(Int64(e.rawValue))
-        body.raw(",\"error\":"); body.string(e.word)
-        body.raw(",\"desc\":"); body.string(e.desc); body.raw("}")
-        return head(e.status.0, e.status.1, bodyCount: body.bytes.count, retryAfter: retryAfter, close: close) + body.bytes
+        http1(message(.envelope(e, retryAfter: retryAfter)), close: close)
     }
 
     static func json(_ status: Int, body: [UInt8], close: Bool) -> [UInt8] {
-        head(status, status == 200 ? "OK" : "Error", bodyCount: body.count, retryAfter: nil, close: close) + body
+        http1(LocalMessage(status: status, reason: status == 200 ? "OK" : "Error", body: body, retryAfter: nil), close: close)
     }
 
-    private static func head(_ status: Int, _ reason: String, bodyCount: Int, retryAfter: Int?, close: Bool) -> [UInt8] {
-        var text = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(bodyCount)\r\n"
-        if status == 401 { text += "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" }
-        if let retryAfter { text += "Retry-After: \(retryAfter)\r\n" }
+    /// `response` as status, reason, body and Retry-After, before any protocol frames it (HTTP/2
+    /// streams take it from here).
+    static func message(_ response: LocalResponse) -> LocalMessage {
+        switch response {
+        case .healthy: return LocalMessage(status: 200, reason: "OK", body: Array("{\"status\":\"ok\"}".utf8), retryAfter: nil)
+        case .ready: return LocalMessage(status: 200, reason: "OK", body: Array("{\"status\":\"ready\"}".utf8), retryAfter: nil)
+        case .noContent: return LocalMessage(status: 204, reason: "No Content", body: nil, retryAfter: nil)
+        case let .json(body): return LocalMessage(status: 200, reason: "OK", body: body, retryAfter: nil)
+        case let .error(e, detail, retryAfter):
+            var body = JSONWriter(capacity: 128)
+            body.raw("{\"code\":"); body.int(Int64(e.status))
+            body.raw(",\"message\":"); body.string(e.reason)
+            body.raw(",\"details\":["); body.string(detail ?? e.detail); body.raw("]}")
+            return LocalMessage(status: e.status, reason: e.reason, body: body.bytes, retryAfter: retryAfter)
+        case let .envelope(e, retryAfter):
+            var body = JSONWriter(capacity: 128)
+            body.raw("{\"code\":"); body.int(Int64(e.rawValue))
+            body.raw(",\"error\":"); body.string(e.word)
+            body.raw(",\"desc\":"); body.string(e.desc); body.raw("}")
+            return LocalMessage(status: e.status.0, reason: e.status.1, body: body.bytes, retryAfter: retryAfter)
+        }
+    }
+
+    /// The message as HTTP/1.1 bytes.
+    private static func http1(_ m: LocalMessage, close: Bool) -> [UInt8] {
+        var text = "HTTP/1.1 \(m.status) \(m.reason)\r\n"
+        if let body = m.body { text += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        if m.challengesBearer { text += "WWW-Authenticate: \(LocalMessage.bearerChallenge)\r\n" }
+        if let retryAfter = m.retryAfter { text += "Retry-After: \(retryAfter)\r\n" }
         if close { text += "Connection: close\r\n" }
-        return Array((text + "\r\n").utf8)
+        return Array((text + "\r\n").utf8) + (m.body ?? [])
     }
 
     /// The head alone: a HEAD request is answered with the fields a GET would get.
@@ -68,9 +85,9 @@ enum ResponseWriter {
 
     private static func both(_ make: (Bool) -> [UInt8]) -> [[UInt8]] { [make(false), make(true)] }
 
-    private static let healthy = both { json(200, body: Array("{\"status\":\"ok\"}".utf8), close: $0) }
-    private static let ready = both { json(200, body: Array("{\"status\":\"ready\"}".utf8), close: $0) }
-    private static let noContent = both { Array("HTTP/1.1 204 No Content\r\n\($0 ? "Connection: close\r\n" : "")\r\n".utf8) }
+    private static let healthy = both { http1(message(.healthy), close: $0) }
+    private static let ready = both { http1(message(.ready), close: $0) }
+    private static let noContent = both { http1(message(.noContent), close: $0) }
     private static let errorPrebuilt = GatewayResponse.allCases.map { e in both { error(e, detail: e.detail, retryAfter: nil, close: $0) } }
     private static let envelopePrebuilt = EnvelopeError.allCases.map { e in both { envelope(e, retryAfter: nil, close: $0) } }
 }
@@ -78,4 +95,18 @@ enum ResponseWriter {
 extension EnvelopeError {
     /// Position in `allCases`, for the prebuilt answers.
     var index: Int { Self.allCases.firstIndex(of: self)! }
+}
+
+/// An answer of the gateway's own before a protocol frames it: JSON bodies go with
+/// `Content-Type: application/json` and their length; a 401 challenges for a Bearer token.
+struct LocalMessage {
+    let status: Int
+    let reason: String
+    /// nil: no body and no Content-Type (204).
+    let body: [UInt8]?
+    let retryAfter: Int?
+
+    var challengesBearer: Bool { status == 401 }
+
+    static let bearerChallenge = "Bearer error=\"invalid_token\""
 }

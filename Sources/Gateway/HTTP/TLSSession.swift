@@ -2,16 +2,16 @@ import CGatewayShims
 import Glibc
 
 /// A server certificate and key loaded into an OpenSSL context: TLS 1.2 or later, no
-/// renegotiation, ALPN `http/1.1`. Shared by every worker (OpenSSL allows concurrent `SSL_new`
+/// renegotiation, ALPN `h2` (when HTTP/2 is on) then `http/1.1`. Shared by every worker (OpenSSL allows concurrent `SSL_new`
 /// on one context); a reload builds a new one, so certificates rotate without a restart while
 /// open connections keep the one they started with.
 final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
 
-    init(certFile: String, keyFile: String, tls13Only: Bool) throws {
+    init(certFile: String, keyFile: String, tls13Only: Bool, offerHTTP2: Bool) throws {
         if let problem = FileTrust.problem(keyFile) { throw StartupError("tls.key_file refused: \(problem)") }
         var err = [CChar](repeating: 0, count: 512)
-        guard let ctx = gw_tls_server_ctx_new(certFile, keyFile, tls13Only ? 1 : 0, &err, err.count) else {
+        guard let ctx = gw_tls_server_ctx_new(certFile, keyFile, tls13Only ? 1 : 0, offerHTTP2 ? 1 : 0, &err, err.count) else {
             throw StartupError("tls: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         context = ctx
@@ -126,6 +126,9 @@ final class TLSSession {
         }
         if sendPending(socket) && !hasPendingOutput { socket.shutdownWrite() }
     }
+
+    /// ALPN chose HTTP/2.
+    var negotiatedHTTP2: Bool { gw_tls_alpn_is_h2(ssl) == 1 }
 
     /// The negotiated version ("TLSv1.3"), for logs.
     var version: String { String(cString: gw_tls_version(ssl)) }

@@ -18,6 +18,8 @@ struct AccessLogEntry {
     var closedErrno: Int32 = 0
     /// Off when access logging is: the fields are then not copied at all.
     var enabled = true
+    /// The request came on an HTTP/2 stream (the line says `proto=HTTP/2`).
+    var http2 = false
 
     static let maxField = 256
 
@@ -58,7 +60,7 @@ struct AccessLogEntry {
     }
 
     /// Appends the line: `<unix time> <peer> <method> <path> <status> <bytes> <ms>ms user=<u> rid=<id>
-    /// [rule=<r>] [closed=<why> [errno=<n>]]`.
+    /// [rule=<r>] [proto=HTTP/2] [closed=<why> [errno=<n>]]`.
     func write(to out: inout [UInt8], unixTime: Int64, peer: PeerAddress, durationMs: Int64) {
         func add(_ s: String) { out.append(contentsOf: s.utf8) }
         func add(_ b: [UInt8]) { if b.isEmpty { out.append(UInt8(ascii: "-")) } else { out.append(contentsOf: b) } }
@@ -75,6 +77,7 @@ struct AccessLogEntry {
             add(" rule=")
             if let t = rule.tokenError { add(t.rule) } else if let s = rule.text { add(s.description) }
         }
+        if http2 { add(" proto=HTTP/2") }
         if let closed {
             add(" closed=")
             add(closed.description)

@@ -9,6 +9,8 @@ enum LoopHandler {
     case tlsListener
     case wakeup
     case client(ClientConnection)
+    /// A client connection that became HTTP/2 (HTTP2Connection.swift).
+    case http2(HTTP2Connection)
     case upstream(UpstreamConnection)
 }
 
@@ -140,9 +142,22 @@ final class EventLoop {
         return handlers[i]
     }
 
-    /// Every registered client connection (shutdown only: it walks the whole table).
+    /// Every registered HTTP/1.1 client connection (shutdown and the once-a-second sweep: it
+    /// walks the whole table).
     func clientConnections() -> [ClientConnection] {
         handlers.compactMap { if case let .client(c)? = $0 { return c } else { return nil } }
+    }
+
+    /// Every registered HTTP/2 client connection (as `clientConnections`).
+    func http2Connections() -> [HTTP2Connection] {
+        handlers.compactMap { if case let .http2(c)? = $0 { return c } else { return nil } }
+    }
+
+    /// Files `handler` in place of what `slot` holds in this generation (a connection that
+    /// changes protocol keeps its socket, its registration and its timers).
+    func replaceHandler(_ slot: Int32, generation: UInt32, with handler: LoopHandler) {
+        precondition(self.handler(slot, generation: generation) != nil, "replacing a handler that is not registered")
+        handlers[Int(slot)] = handler
     }
 
     // MARK: timers

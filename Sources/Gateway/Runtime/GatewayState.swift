@@ -66,7 +66,7 @@ final class GatewayState: Sendable {
                 throw StartupError("tls.address: \(error)")
             }
             tls = try TLSContext(certFile: config.tls.certFile, keyFile: config.tls.keyFile,
-                                 tls13Only: config.tls.minVersion == "1.3")
+                                 tls13Only: config.tls.minVersion == "1.3", offerHTTP2: config.server.http2)
         } else {
             tlsListen = nil
             tls = nil

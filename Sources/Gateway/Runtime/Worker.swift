@@ -17,6 +17,8 @@ final class Worker {
     let throttle: LoginThrottle
     let blocking: BlockingPool
     let buffers = BufferPool(bufferSize: HTTPLimits.bufferBytes, largeSize: HTTPLimits.maxHeadBytes)
+    /// Scratch for HTTP/2 answer heads (made on first use).
+    private(set) lazy var http2Fields = HTTP2FieldList()
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
@@ -90,6 +92,7 @@ final class Worker {
                 case .tlsListener: if let l = tlsListener { acceptConnections(from: l, tls: true) }
                 case .wakeup: loop.runInbox()
                 case let .client(c): c.handle(events)
+                case let .http2(h): h.handle(events)
                 case let .upstream(u): upstreamEvent(u, events)
                 }
             }
@@ -117,9 +120,15 @@ final class Worker {
 
     private func fireTimers() {
         while let e = loop.popDueTimer() {
-            guard case let .client(c)? = loop.handler(e.slot, generation: e.generation), c.timerAt == e.time else { continue }
-            c.timerFired(now: loop.now)
-            if !c.machine.isClosed { c.updateInterest() }
+            switch loop.handler(e.slot, generation: e.generation) {
+            case let .client(c)? where c.timerAt == e.time:
+                c.timerFired(now: loop.now)
+                if !c.machine.isClosed { c.updateInterest() }
+            case let .http2(h)? where h.timerAt == e.time:
+                h.timerFired(now: loop.now)
+            default:
+                continue
+            }
         }
     }
 
@@ -180,6 +189,7 @@ final class Worker {
     /// revoked, end here (once a second): expiry is enforced on long-lived streams too.
     private func endStreamsOfExpiredTokens() {
         let now = loop.unixNow
+        endHTTP2StreamsOfExpiredTokens(now: now)
         for c in loop.clientConnections() where c.machine.request.tokenExpiresAt > 0 {
             switch c.machine.state {
             case let .tunnel(_, identity):
@@ -224,7 +234,7 @@ final class Worker {
         return done
     }
 
-    func connectionClosed(_ c: ClientConnection) {
+    func connectionClosed() {
         connectionCount -= 1
         if !draining { resumeAccepting() }
         if draining && connectionCount == 0 { stopped = true }
@@ -276,6 +286,7 @@ final class Worker {
         for p in pools { p.closeAll() }
         // Idle keep-alive connections go now; busy ones finish their request and then close.
         for c in loop.clientConnections() { c.drain() }
+        for h in loop.http2Connections() { h.drain() }
         if connectionCount == 0 { stopped = true }
     }
 

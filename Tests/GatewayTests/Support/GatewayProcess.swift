@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import XCTest
 
 /// Runs the real `gateway` binary that `swift build` put beside the test bundle.
@@ -25,8 +26,14 @@ enum GatewayBinary {
     /// Runs `gateway args...` to completion (bounded by `timeout` seconds), feeding `stdin`.
     static func run(_ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
                     timeout: TimeInterval = 60) throws -> Result {
+        try runProgram(url, args, stdin: stdin, environment: environment, timeout: timeout)
+    }
+
+    /// Runs any program to completion (bounded by `timeout` seconds; killed, by its pid, past it).
+    static func runProgram(_ program: URL, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
+                           timeout: TimeInterval = 60) throws -> Result {
         let p = Process()
-        p.executableURL = url
+        p.executableURL = program
         p.arguments = args
         if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe(), input = Pipe()
@@ -37,7 +44,6 @@ enum GatewayBinary {
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         // Drain both pipes while the process runs, so a full pipe cannot stall it.
-        var outData = Data(), errData = Data()
         let group = DispatchGroup()
         nonisolated(unsafe) var o = Data(), e = Data()
         group.enter()
@@ -45,14 +51,13 @@ enum GatewayBinary {
         group.enter()
         DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         if group.wait(timeout: .now() + timeout) == .timedOut {
-            p.terminate()
-            throw NSError(domain: "gateway", code: 1, userInfo: [NSLocalizedDescriptionKey: "gateway \(args) timed out"])
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            throw NSError(domain: "gateway", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(program.lastPathComponent) \(args) timed out"])
         }
         p.waitUntilExit()
-        outData = o
-        errData = e
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                      stderr: String(decoding: e, as: UTF8.self))
     }
 }
 

@@ -1,0 +1,128 @@
+import CGatewayShims
+
+/// An HTTP/2 stream as the proxy's client side. The request body comes from the stream's DATA,
+/// framed for the upstream as the rewritten head said (its Content-Length, or chunks when the
+/// client gave none), and each byte taken gives the client that much window back (flow control
+/// as backpressure). The answer's head is submitted to nghttp2 (names lower-cased, HTTP/1.1's
+/// connection fields left out); its body waits in the stream's buffer for the session's data
+/// source, and the upstream is read only while that buffer and the connection's limit have room.
+extension HTTP2Stream: ProxyStream {
+    // MARK: request body
+
+    func moveRequestBody(into out: inout ByteBuffer, exchange: inout ExchangeState) -> ChunkedRelay.Outcome {
+        var taken = 0
+        defer {
+            if taken > 0 {
+                session.consume(id, taken)
+                if body?.isEmpty ?? false { releaseBody() }
+                connection.send()  // the WINDOW_UPDATE
+            }
+        }
+        switch exchange.requestBody {
+        case let .length(remaining):
+            if body != nil { taken = out.move(from: &body!, limit: remaining) }
+            exchange.requestBody = .length(remaining - Int64(taken))
+            return remaining - Int64(taken) == 0 ? .done : .progress
+        case .chunked:
+            // The size line, the CRLF after the data and the last chunk fit in the reserve.
+            let room = out.writableBytes - 32
+            if let b = body, !b.isEmpty, room > 0 {
+                let n = min(b.readableBytes, room)
+                exchange.requestBodyBytes += Int64(n)
+                guard exchange.requestBodyBytes <= exchange.maxRequestBody else { return .tooLarge }
+                _ = out.append(hex: n)
+                out.appendWithinRoom("\r\n")
+                taken = out.move(from: &body!, limit: Int64(n))
+                out.appendWithinRoom("\r\n")
+            }
+            guard requestComplete && (body?.isEmpty ?? true) else { return .progress }
+            return out.append("0\r\n\r\n") ? .done : .progress
+        case .none, .untilClose:
+            return .done
+        }
+    }
+
+    var requestWasHEAD: Bool { isHEAD }
+
+    // MARK: answer
+
+    func writeResponseHead(_ head: ForwardedResponseHead, for u: UpstreamConnection) -> ResponseHeadOutcome {
+        let noBody = head.body == .none || isHEAD
+        let submitted = worker.http2Fields.withForwarded(head) { nva, count in
+            session.submitResponse(id, nva, count: count, endStream: noBody)
+        }
+        guard let submitted else { return .tooLarge }
+        guard submitted else { return .tooLarge }
+        logLine.status = head.status
+        if noBody {
+            answerComplete = true
+            answered()
+        }
+        return .written
+    }
+
+    func withResponseBuffer<R>(_ body: (inout ByteBuffer) -> R) -> R {
+        if answer == nil { answer = worker.buffers.take(); holdAnswer() }
+        if answer!.readerIndex > 0 && answer!.writableBytes < 1024 { answer!.compact() }
+        return body(&answer!)
+    }
+
+    var responseChunked: Bool { false }
+
+    var canTakeResponse: Bool {
+        if let a = answer { return a.writableBytes > 0 || a.readerIndex > 0 }
+        return connection.heldBytes < connection.maxHeldBytes
+    }
+
+    func sendResponse() -> Bool {
+        if answerWaiting {
+            answerWaiting = false
+            session.resumeData(id)
+        }
+        connection.send()
+        return !connection.isClosed
+    }
+
+    func exchangeFinished(bodyBytes: Int64, unsentBody: BodyDiscard?) {
+        logLine.bytes = bodyBytes
+        answerComplete = true
+        exchangeEnded()
+        _ = sendResponse()
+    }
+
+    func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool) {
+        exchangeEnded()
+        respond(.error(response))
+    }
+
+    func requestBodyRefused(_ response: GatewayResponse) {
+        exchangeEnded()
+        respond(.error(response))
+    }
+
+    func exchangeAborted(_ why: StaticString) {
+        logLine.closed = why
+        reset(NGHTTP2_INTERNAL_ERROR)
+    }
+
+    func exchangeMoved(to exchange: UpstreamConnection) {
+        moved(to: exchange)
+    }
+
+    func exchangeWaits(_ wait: ExchangeWait) {
+        let server = connection.config.server
+        switch wait {
+        case .connect: setDeadline(UInt64(server.connectTimeoutMs))
+        case .response: setDeadline(UInt64(server.responseTimeoutMs))
+        case .body: setDeadline(UInt64(server.bodyTimeoutMs))
+        }
+    }
+
+    func exchangeProgressed() {
+        progress(UInt64(connection.config.server.bodyTimeoutMs))
+    }
+
+    func exchangeEventHandled() {
+        connection.afterEvent()
+    }
+}
