@@ -128,6 +128,7 @@ struct HTTP2RequestHead {
 
     private mutating func writeRequestLine(into buffer: inout ByteBuffer) {
         headStart = buffer.writerIndex
+        guard failure == nil else { return }
         // A request without :method or :path never gets here whole: nghttp2 resets it first.
         guard let method, let path else { failure = .malformed; return }
         // One room check for the request line and Host: the values are read from this buffer.
