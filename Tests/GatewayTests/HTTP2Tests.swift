@@ -205,6 +205,22 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertTrue(r.stdout.contains(#""user":"carol""#), r.stdout)
     }
 
+    func testAStreamingAnswerEndsWhenItsTokenExpires() throws {
+        gw = try GatewayHarness()
+        let now = Int64(Date().timeIntervalSince1970)
+        let token = gw.token(now: now - 598, lifetime: 600)  // 2 s left
+        let started = Date()
+        // Not read: the answer is still streaming (held back by flow control) when the token expires.
+        let out = try H2Client.run(port: gw.port, requests: [
+            H2Client.request("/api/v3/bytes/400000000", headers: [("authorization", "Bearer \(token)")], read: false),
+        ], timeout: 10)
+        let s = try XCTUnwrap(out.ordered.first)
+        XCTAssertEqual(s.status, 200)
+        XCTAssertEqual(s.reset, H2Client.cancel, "\(out.raw)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 7)
+        XCTAssertTrue(waitUntil { gw.log.contains("closed=token_expired") && gw.log.contains("proto=HTTP/2") }, gw.log)
+    }
+
     // MARK: the log
 
     func testEachStreamGetsOneAccessLogLineSayingHTTP2() throws {

@@ -55,6 +55,7 @@ final class HTTP2Connection {
         self.transport = transport
         self.snapshot = snapshot
         self.input = input
+        resetBudgetAt = worker.loop.now
         let server = snapshot.config.server
         maxHeldBytes = Int(min(server.http2MaxConnectionBuffer, Int64(Int32.max)))
         let settings = HTTP2SessionSettings(maxConcurrentStreams: UInt32(server.http2MaxConcurrentStreams),
@@ -115,10 +116,11 @@ final class HTTP2Connection {
     private func receive() {
         guard let b = input else { return }
         inSession = true
-        let ok = session.receive(b.readable)
+        let failed = session.receive(b.readable)
         inSession = false
         input!.clear()
-        if !ok {
+        if let failed {
+            worker.logEvent("HTTP/2 connection from \(peer.text) ended: \(failed == NGHTTP2_ENHANCE_YOUR_CALM ? "a flood" : "a protocol error")")
             // A connection error: nghttp2 queued its GOAWAY; it goes out, then the connection ends.
             for s in streams.values { s.connectionEnds("protocol_error") }
             streams.removeAll()
@@ -220,6 +222,27 @@ final class HTTP2Connection {
     func streamRequestEnded(_ id: Int32) {
         streams[id]?.requestEnded()
     }
+
+    /// The client reset a stream. Resets cost from a budget (a burst of `resetBurst`, refilled
+    /// at `resetsPerSecond`): a client that opens and cancels streams faster (rapid reset,
+    /// CVE-2023-44487) is sent GOAWAY ENHANCE_YOUR_CALM and the connection ends.
+    func streamResetByClient() {
+        let now = worker.loop.now
+        resetBudget = min(Self.resetBurst, resetBudget + Double(now - resetBudgetAt) * Self.resetsPerSecond / 1000)
+        resetBudgetAt = now
+        resetBudget -= 1
+        if resetBudget < 0 && !calmedDown {
+            calmedDown = true
+            worker.logEvent("HTTP/2 connection from \(peer.text) ended: too many streams reset (rapid reset)")
+            session.terminate(NGHTTP2_ENHANCE_YOUR_CALM)
+        }
+    }
+
+    static let resetBurst = 200.0
+    static let resetsPerSecond = 33.0
+    private var resetBudget = HTTP2Connection.resetBurst
+    private var resetBudgetAt: UInt64 = 0
+    private var calmedDown = false
 
     func streamClosed(_ id: Int32, errorCode: UInt32) {
         guard let s = streams.removeValue(forKey: id) else { return }

@@ -75,6 +75,8 @@ extension HTTP2Stream: ProxyStream {
     }
 
     func sendResponse() -> Bool {
+        // A full answer buffer waits for the client to read: it has idle_timeout to.
+        if !canTakeResponse { setDeadline(UInt64(connection.config.server.idleTimeoutMs)) }
         if answerWaiting {
             answerWaiting = false
             session.resumeData(id)
@@ -102,7 +104,9 @@ extension HTTP2Stream: ProxyStream {
 
     func exchangeAborted(_ why: StaticString) {
         logLine.closed = why
-        reset(NGHTTP2_INTERNAL_ERROR)
+        // Cut for time (a stalled side, an expired token): CANCEL; broken: INTERNAL_ERROR.
+        let timed = ["timeout", "token_expired"].contains(why.description)
+        reset(timed ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR)
     }
 
     func exchangeMoved(to exchange: UpstreamConnection) {

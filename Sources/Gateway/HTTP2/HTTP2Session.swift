@@ -17,8 +17,8 @@ struct HTTP2SessionSettings {
 /// framing, HPACK, flow control and the RFC 9113 §8 checks, and never touches a socket. Its
 /// callbacks reach the `HTTP2Connection` that owns it, on that connection's loop thread.
 ///
-/// Abuse limits set here: rapid reset (CVE-2023-44487) by the stream reset rate limit, then
-/// GOAWAY; CONTINUATION floods by `max_continuations`; SETTINGS and PING floods by
+/// Abuse limits set here: rapid reset (CVE-2023-44487) by nghttp2's stream reset rate limit as a
+/// backstop behind the connection's own (ENHANCE_YOUR_CALM); CONTINUATION floods by `max_continuations`; SETTINGS and PING floods by
 /// `max_settings` and `max_outbound_ack`; window updates are the connection's to give, as the
 /// upstream takes the body (no automatic WINDOW_UPDATE).
 final class HTTP2Session {
@@ -65,12 +65,23 @@ final class HTTP2Session {
 
     deinit { nghttp2_session_del(session) }
 
-    /// Passes received bytes in; false when the connection must end (nghttp2 has queued its
-    /// GOAWAY, which `nextOutput` still lends).
-    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count > 0 else { return true }
+    /// Passes received bytes in; the error code of the GOAWAY that ends the connection, or nil
+    /// while it goes on. A flood (of SETTINGS or PING acks owed, of CONTINUATION frames) ends it
+    /// with ENHANCE_YOUR_CALM, any other connection error with PROTOCOL_ERROR; `nextOutput`
+    /// still lends the GOAWAY.
+    func receive(_ bytes: UnsafeRawBufferPointer) -> nghttp2_error_code? {
+        guard bytes.count > 0 else { return nil }
         let n = nghttp2_session_mem_recv(session, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)
-        return n >= 0
+        guard n < 0 else { return nil }
+        let flood = n == Int(NGHTTP2_ERR_FLOODED.rawValue) || n == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
+        let code = flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR
+        terminate(code)
+        return code
+    }
+
+    /// GOAWAY with `code`; once it is sent the session wants nothing more.
+    func terminate(_ code: nghttp2_error_code) {
+        _ = nghttp2_session_terminate_session(session, code.rawValue)
     }
 
     /// The next bytes to send, valid until the next call; nil when there are none (or on an
@@ -162,6 +173,8 @@ private let onFrameReceived: nghttp2_on_frame_recv_callback = { _, frame, user i
         }
     case NGHTTP2_DATA.rawValue:
         if endStream { owner(user).streamRequestEnded(id) }
+    case NGHTTP2_RST_STREAM.rawValue:
+        owner(user).streamResetByClient()
     default:
         break
     }

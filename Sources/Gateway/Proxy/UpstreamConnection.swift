@@ -71,8 +71,14 @@ final class UpstreamConnection {
         do {
             let r = try socket.read(into: &input!)
             if case .bytes = r {
-                // The answer has started: the kept request head can go.
+                // The answer has started: the kept request head can go, and with the request sent
+                // whole the output buffer too (a stream waiting on a slow reader holds one buffer);
+                // a tunnel keeps it for the bytes it will carry up.
                 if exchange.answerBytesArrived(), let out = output, out.isEmpty { output!.clear() }
+                if exchange.requestComplete && !exchange.tunnelRequested, let out = output, out.readableBytes == 0 {
+                    pool.worker.buffers.release(out)
+                    output = nil
+                }
             }
             if case .eof = r { exchange.eof = true }
             return r

@@ -61,6 +61,42 @@ enum GatewayBinary {
     }
 }
 
+/// A program running in the background while the test goes on (a client the test outlives, or
+/// one it signals the gateway under); `wait` collects its output. Killed, by its pid, past the
+/// time `wait` allows.
+final class RunningProgram: @unchecked Sendable {
+    private let process = Process()
+    private let out = Pipe(), err = Pipe()
+    private let done = DispatchGroup()
+    private var stdout = Data(), stderr = Data()
+
+    init(_ program: URL, _ args: [String], stdin: String? = nil) throws {
+        let input = Pipe()
+        process.executableURL = program
+        process.arguments = args
+        process.standardInput = input
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        done.enter()
+        DispatchQueue.global().async { self.stdout = self.out.fileHandleForReading.readDataToEndOfFile(); self.done.leave() }
+        done.enter()
+        DispatchQueue.global().async { self.stderr = self.err.fileHandleForReading.readDataToEndOfFile(); self.done.leave() }
+    }
+
+    func wait(seconds: Double = 60) -> GatewayBinary.Result {
+        if done.wait(timeout: .now() + seconds) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            done.wait()
+        }
+        process.waitUntilExit()
+        return GatewayBinary.Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                                    stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
 /// A temporary directory removed when the test ends.
 final class TempDir {
     let url: URL

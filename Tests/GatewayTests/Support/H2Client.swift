@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import XCTest
 
 /// Runs Support/h2client.py (python's `h2`, Debian's python3-h2) against the gateway: one HTTP/2
@@ -61,12 +62,38 @@ enum H2Client {
 
     static func run(port: UInt16, tls: Bool = false, alpn: [String] = ["h2"], requests: [[String: Any]] = [],
                     mode: String = "normal", extra: [String: Any] = [:], timeout: Double = 30) throws -> Outcome {
+        let input = try specText(port: port, tls: tls, alpn: alpn, requests: requests, mode: mode, extra: extra, timeout: timeout)
+        let r = try GatewayBinary.runProgram(python, [script.path], stdin: input, timeout: timeout + 30)
+        return try outcome(status: r.status, stdout: r.stdout, stderr: r.stderr)
+    }
+
+    /// A run in the background, while the test looks at the gateway; `wait` gives its outcome.
+    struct Running {
+        let program: RunningProgram
+
+        func wait(seconds: Double = 60) throws -> Outcome {
+            let r = program.wait(seconds: seconds)
+            return try H2Client.outcome(status: r.status, stdout: r.stdout, stderr: r.stderr)
+        }
+    }
+
+    static func start(port: UInt16, requests: [[String: Any]], mode: String = "normal", extra: [String: Any] = [:],
+                      timeout: Double = 30) throws -> Running {
+        Running(program: try RunningProgram(python, [script.path],
+                                            stdin: specText(port: port, tls: false, alpn: ["h2"], requests: requests, mode: mode,
+                                                            extra: extra, timeout: timeout)))
+    }
+
+    private static func specText(port: UInt16, tls: Bool, alpn: [String], requests: [[String: Any]], mode: String,
+                                 extra: [String: Any], timeout: Double) throws -> String {
         var spec: [String: Any] = ["port": Int(port), "tls": tls, "alpn": alpn, "requests": requests, "mode": mode, "timeout": timeout]
         for (k, v) in extra { spec[k] = v }
-        let input = String(decoding: try JSONSerialization.data(withJSONObject: spec), as: UTF8.self)
-        let r = try GatewayBinary.runProgram(python, [script.path], stdin: input, timeout: timeout + 30)
-        guard r.status == 0, let object = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
-            throw HarnessError("h2client failed (\(r.status)): \(r.stderr.suffix(2000))")
+        return String(decoding: try JSONSerialization.data(withJSONObject: spec), as: UTF8.self)
+    }
+
+    static func outcome(status: Int32, stdout: String, stderr: String) throws -> Outcome {
+        guard status == 0, let object = try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any] else {
+            throw HarnessError("h2client failed (\(status)): \(stderr.suffix(2000))")
         }
         var streams: [Int: Stream] = [:]
         for (k, v) in object["streams"] as? [String: [String: Any]] ?? [:] {

@@ -27,6 +27,16 @@ enum KernelSocketView {
         return nil
     }
 
+    /// Established connections to `remotePort` on loopback (IPv4): e.g. requests the gateway
+    /// has carried to an upstream and not yet finished.
+    static func establishedConnections(toPort remotePort: UInt16) -> Int {
+        guard let table = readWhole("/proc/net/tcp") else { return 0 }
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            return f.count > 4 && port(f[2]) == remotePort && f[3] == "01"
+        }.count
+    }
+
     /// A procfs file read to its end (its size says 0, so Foundation's readers stop early).
     private static func readWhole(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -10,6 +10,7 @@ REQ:  {"method", "path", "authority", "headers": [[name, value]...], "body_len":
        "content_length": bool, "raw": [[name, value]...] (the whole header list, unchecked),
        "read": bool (false: never read the answer body)}
 Modes beyond "normal" exercise the gateway's abuse limits:
+  "idle": the preface and SETTINGS, then nothing (until closed: "seconds" it took);
   "rapid_reset": open and cancel streams `count` times; "continuation_flood": one HEADERS
   followed by endless CONTINUATION frames; "settings_flood"/"ping_flood": `count` frames
   without reading the acks.
@@ -108,10 +109,10 @@ def normal(spec, sock, conn, result):
         out = conn.data_to_send()
         if out:
             sock.sendall(out)
-        if all(s["ended"] or s["reset"] is not None for s in streams.values()) or result.get("goaway") is not None:
+        if all(s["ended"] or s["reset"] is not None for s in streams.values()):
             break
-        if all(not s["read"] for s in streams.values()) and spec.get("hold_seconds"):
-            time.sleep(spec["hold_seconds"])
+        if result.get("goaway") is not None and all(s["ended"] or s["reset"] is not None or sid > result["last_stream_id"]
+                                                     for sid, s in streams.items()):
             break
         try:
             data = sock.recv(65536)
@@ -200,6 +201,12 @@ def abuse(spec, sock, conn, result):
     base = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port), (":path", spec.get("path", "/healthz"))]
     sent = 0
     try:
+        if mode == "idle":
+            sock.sendall(conn.data_to_send())
+            started = time.time()
+            read_until_closed(sock, conn, result, spec.get("timeout", 10))
+            result["seconds"] = time.time() - started
+            return
         if mode == "rapid_reset":
             for _ in range(count):
                 sid = conn.get_next_available_stream_id()

@@ -1,0 +1,116 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// HTTP/2's abuse limits, timeouts and drain, each through the real binary with a client that
+/// misbehaves on purpose (Support/h2client.py): the abusive connection ends with GOAWAY
+/// ENHANCE_YOUR_CALM, and the gateway goes on serving everyone else.
+final class HTTP2LimitsTests: XCTestCase {
+    private var gw: GatewayHarness!
+
+    override func tearDown() {
+        gw = nil
+    }
+
+    private func assertStillServes(_ file: StaticString = #filePath, line: UInt = #line) throws {
+        let out = try H2Client.run(port: gw.port, requests: [H2Client.request("/healthz")])
+        XCTAssertEqual(out.ordered.first?.status, 200, "another connection is served", file: file, line: line)
+    }
+
+    func testRapidResetEndsTheConnectionWithEnhanceYourCalm() throws {
+        gw = try GatewayHarness()
+        let out = try H2Client.run(port: gw.port, mode: "rapid_reset", extra: ["count": 3000], timeout: 10)
+        XCTAssertEqual(out.goaway, H2Client.enhanceYourCalm, "\(out.raw)")
+        XCTAssertLessThan(out.raw["sent"] as? Int ?? 0, 3000, "cut off before the client was done")
+        XCTAssertTrue(waitUntil { gw.log.contains("too many streams reset") }, gw.log)
+        try assertStillServes()
+    }
+
+    func testContinuationFloodEndsTheConnectionWithEnhanceYourCalm() throws {
+        gw = try GatewayHarness()
+        let out = try H2Client.run(port: gw.port, mode: "continuation_flood", extra: ["count": 100_000], timeout: 10)
+        XCTAssertEqual(out.goaway, H2Client.enhanceYourCalm, "\(out.raw)")
+        XCTAssertLessThan(out.raw["sent"] as? Int ?? 0, 100_000, "cut off long before the flood ended")
+        try assertStillServes()
+    }
+
+    func testSettingsFloodEndsTheConnectionWithEnhanceYourCalm() throws {
+        gw = try GatewayHarness()
+        let out = try H2Client.run(port: gw.port, mode: "settings_flood", extra: ["count": 200_000], timeout: 10)
+        XCTAssertEqual(out.goaway, H2Client.enhanceYourCalm, "\(out.raw)")
+        try assertStillServes()
+    }
+
+    func testTheConcurrencySettingIsSentAndStreamsBeyondItAreRefused() throws {
+        gw = try GatewayHarness(settings: "http2_max_concurrent_streams = 4")
+        let requests = (0..<10).map { i in H2Client.request("/open/slow-\(i)?delay_ms=800") }
+        let out = try H2Client.run(port: gw.port, requests: requests)
+        XCTAssertEqual(out.settings["3"], 4, "SETTINGS_MAX_CONCURRENT_STREAMS")
+        let answered = out.ordered.filter { $0.status == 200 }.count
+        let refused = out.ordered.filter { $0.reset == H2Client.refusedStream }.count
+        XCTAssertEqual(answered + refused, 10, "\(out.ordered.map { ($0.status ?? 0, $0.reset ?? -1) })")
+        XCTAssertLessThanOrEqual(answered, 4)
+        XCTAssertGreaterThanOrEqual(refused, 6)
+    }
+
+    func testHeaderListSizeIsAnnounced() throws {
+        gw = try GatewayHarness(settings: "[limits]\nrequest_line = 2048\nheader_bytes = 4096")
+        let out = try H2Client.run(port: gw.port, requests: [H2Client.request("/healthz")])
+        XCTAssertEqual(out.settings["6"], 4096, "SETTINGS_MAX_HEADER_LIST_SIZE is limits.header_bytes")
+    }
+
+    func testAConnectionThatNeverOpensAStreamIsClosedAtTheHeaderTimeout() throws {
+        gw = try GatewayHarness(settings: "header_timeout = \"1s\"")
+        let out = try H2Client.run(port: gw.port, mode: "idle", timeout: 8)
+        XCTAssertEqual(out.goaway, H2Client.noError, "\(out.raw)")
+        let seconds = out.raw["seconds"] as? Double ?? 99
+        XCTAssertGreaterThanOrEqual(seconds, 0.8)
+        XCTAssertLessThan(seconds, 4)
+    }
+
+    func testAStreamStalledAtAZeroWindowIsResetAtTheIdleTimeout() throws {
+        gw = try GatewayHarness(settings: "idle_timeout = \"1s\"")
+        let started = Date()
+        let out = try H2Client.run(port: gw.port, requests: [H2Client.request("/open/bytes/8000000", read: false)], timeout: 10)
+        let s = try XCTUnwrap(out.ordered.first)
+        XCTAssertEqual(s.status, 200)
+        XCTAssertEqual(s.reset, H2Client.cancel, "\(out.raw)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6)
+        XCTAssertTrue(waitUntil { gw.log.contains("/open/bytes/8000000 200") && gw.log.contains("closed=timeout") }, gw.log)
+        try assertStillServes()
+    }
+
+    func testAClientThatNeverReadsHoldsNoMoreThanTheConnectionBuffer() throws {
+        gw = try GatewayHarness(settings: "http2_max_connection_buffer = \"256KiB\"")
+        let requests = (0..<20).map { i in H2Client.request("/open/bytes/8000000?i=\(i)", read: false) }
+        let client = try H2Client.start(port: gw.port, requests: requests, timeout: 4)
+        var most = 0
+        for _ in 0..<10 {
+            let r = try GatewayBinary.run(["status", "--config", gw.configPath])
+            let field = r.stdout.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("buffer_bytes=") }
+            most = max(most, field.flatMap { Int($0.dropFirst("buffer_bytes=".count)) } ?? 0)
+            usleep(200_000)  // sampling while the client stalls, not waiting for a condition
+        }
+        _ = try client.wait()
+        // The connection's limit, one answer buffer that may open past it, the connection's own
+        // input and output, and one small input buffer per upstream exchange.
+        XCTAssertGreaterThan(most, 0)
+        XCTAssertLessThanOrEqual(most, 256 * 1024 + 16_384 * 4 + 20 * 16_384, "buffer_bytes peaked at \(most)")
+    }
+
+    func testSIGTERMSendsGoawayAndStreamsInFlightFinish() throws {
+        gw = try GatewayHarness(settings: "shutdown_timeout = \"10s\"")
+        // nghttp (nghttp2's client) keeps reading after a GOAWAY that lets streams finish, as
+        // RFC 9113 §6.8 has it; python's h2 closes the connection at any GOAWAY.
+        let urls = (0..<3).map { "http://127.0.0.1:\(gw.port)/open/drain-\($0)?delay_ms=1500" }
+        let client = try RunningProgram(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-nv"] + urls)
+        XCTAssertTrue(waitUntil { KernelSocketView.establishedConnections(toPort: gw.upstreamPort) >= 3 },
+                      "the three requests reached the upstream")
+        gw.signal(SIGTERM)
+        let out = client.wait(seconds: 20).stdout
+        XCTAssertTrue(out.contains("recv GOAWAY frame"), out)
+        XCTAssertTrue(out.contains("error_code=NO_ERROR"), out)
+        XCTAssertEqual(out.components(separatedBy: ":status: 200").count - 1, 3, "streams in flight finish: \(out)")
+        XCTAssertTrue(waitUntil { !(gw.gateway?.isRunning ?? false) }, "the gateway exits once they have")
+    }
+}
