@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP/2 side by side: h2load (-c CONNS -m STREAMS, h2c with prior knowledge) against nginx's
-# plain h2 proxy, HAProxy 2.6 with jwt_verify serving h2c, and this gateway (one worker), all in
+# plain h2 proxy (the shared config, and the same keeping 1024 idle upstream connections), HAProxy
+# 2.6 with jwt_verify serving h2c, and this gateway (one worker), all in
 # front of the shared bench's nginx upstream (HTTP/1.1 keep-alive). With PIN=1 (the default) the
 # proxy under test runs alone on cpu 0, upstream and h2load on cpu 1; the proxy's cost per
 # request is cpu 0's busy time over the requests served (kernel included). Also the gateway over
@@ -19,6 +20,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 pin() { local cpus=$1; shift; if [[ "$PIN" == 1 ]]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+# For `spawn ... &`: the background subshell becomes the program, so $! is its pid to stop.
+spawn() { local cpus=$1; shift; if [[ "$PIN" == 1 ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi; }
 
 swift build -c release --product gateway >/dev/null
 secret=$(python3 -c "import sys; sys.path.insert(0, '$shared/bench'); import gen_token; print(gen_token.DEFAULT_SECRET)")
@@ -31,22 +34,29 @@ render() {  # render <template> <name>: @RUN@ -> a directory of its own, @SECRET
 
 # Upstream (cpu 1), as in the shared bench.
 render "$shared/bench/conf/upstream.nginx.conf" upstream
-pin 1 nginx -c "$run/upstream.conf" -g 'daemon off;' & pids+=($!)
+spawn 1 nginx -c "$run/upstream.conf" -g 'daemon off;' & pids+=($!)
 # nginx: the shared plain proxy, its listener made h2c.
 render "$shared/bench/conf/proxy.nginx.conf" nginx-proxy
 sed -i -e 's|listen 127.0.0.1:18081 backlog=4096;|listen 127.0.0.1:18181 http2 backlog=4096;\n        http2_max_concurrent_streams 128;|' "$run/nginx-proxy.conf"
-pin 0 nginx -c "$run/nginx-proxy.conf" -g 'daemon off;' & pids+=($!)
+spawn 0 nginx -c "$run/nginx-proxy.conf" -g 'daemon off;' & pids+=($!)
+# The same nginx keeping 1024 idle upstream connections (as the gateway does by default), so
+# its cost is not that of reconnecting: 640 streams in flight outgrow the shared keepalive 128.
+render "$shared/bench/conf/proxy.nginx.conf" nginx-proxy-ka
+sed -i -e 's|listen 127.0.0.1:18081 backlog=4096;|listen 127.0.0.1:18183 http2 backlog=4096;\n        http2_max_concurrent_streams 128;|' \
+    -e 's|keepalive 128;|keepalive 1024;|' -e "s|$run/nginx-proxy/|$run/nginx-proxy-ka/|g" "$run/nginx-proxy-ka.conf"
+spawn 0 nginx -c "$run/nginx-proxy-ka.conf" -g 'daemon off;' & pids+=($!)
 # HAProxy: the shared jwt_verify frontend, its listener made h2c.
 render "$shared/bench/conf/haproxy.cfg" haproxy
 sed -i -e 's|bind 127.0.0.1:18082 backlog 4096|bind 127.0.0.1:18182 proto h2 backlog 4096|' -e 's|^    daemon$||' \
     -e "s|pidfile .*|pidfile $run/haproxy.pid|" "$run/haproxy.conf"
-pin 0 haproxy -f "$run/haproxy.conf" -db & pids+=($!)
+spawn 0 haproxy -f "$run/haproxy.conf" -db & pids+=($!)
 # The gateway, one worker.
 sed -e 's|127.0.0.1:18090|127.0.0.1:18190|' -e "s|/tmp/bench-gateway-data|$run/gateway-data|" bench/gateway-bench.conf > "$run/gateway.conf"
-GATEWAY_API_AUTH_JWT_SECRET=$secret pin 0 "$root/.build/release/gateway" run --config "$run/gateway.conf" > "$run/gateway.log" 2>&1 & pids+=($!)
+GATEWAY_API_AUTH_JWT_SECRET=$secret spawn 0 "$root/.build/release/gateway" run --config "$run/gateway.conf" > "$run/gateway.log" 2>&1 & pids+=($!)
 
-names=(nginx-h2-proxy haproxy-h2-jwt gateway-h2)
-urls=(http://127.0.0.1:18181/api/v3/items/42 http://127.0.0.1:18182/api/v3/items/42 http://127.0.0.1:18190/api/v3/items/42)
+names=(nginx-h2-proxy nginx-h2-proxy-ka1024 haproxy-h2-jwt gateway-h2)
+urls=(http://127.0.0.1:18181/api/v3/items/42 http://127.0.0.1:18183/api/v3/items/42 http://127.0.0.1:18182/api/v3/items/42
+      http://127.0.0.1:18190/api/v3/items/42)
 for u in "${urls[@]}"; do
     for _ in $(seq 50); do curl -s -o /dev/null --http2-prior-knowledge "$u" && break; sleep 0.1; done
     code=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2-prior-knowledge -H "Authorization: Bearer $token" "$u")

@@ -221,6 +221,53 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertTrue(waitUntil { gw.log.contains("closed=token_expired") && gw.log.contains("proto=HTTP/2") }, gw.log)
     }
 
+    // MARK: WebSocket over a stream (RFC 8441)
+
+    func testAWebSocketOverAStreamEchoesThroughTheUpstreamsUpgrade() throws {
+        gw = try GatewayHarness()
+        let out = try H2Client.run(port: gw.port, mode: "websocket",
+                                   extra: ["headers": [["authorization", "Bearer \(gw.token(sub: "ws"))"]],
+                                           "messages": ["ping", "second message", String(repeating: "x", count: 60_000)]])
+        XCTAssertEqual(out.settings["8"], 1, "SETTINGS_ENABLE_CONNECT_PROTOCOL")
+        XCTAssertEqual(out.ordered.first?.status, 200, "\(out.raw)")
+        XCTAssertNil(out.ordered.first?.header("sec-websocket-accept"), "the 101's accept answers a key the client never sent")
+        let echoed = out.raw["echoed"] as? [String] ?? []
+        XCTAssertEqual(echoed.map(\.count), [4, 14, 60_000], "each message came back whole (the last in frames)")
+        XCTAssertEqual(echoed.prefix(2), ["ping", "second message"])
+        XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/ws 200") && gw.log.contains("user=ws") }, gw.log)
+    }
+
+    func testAWebSocketWithoutATokenIsRefusedAndAnotherProtocolIsMalformed() throws {
+        let spy = try SpyUpstream()
+        gw = try GatewayHarness(routes: """
+            [[route]]
+            prefix = "/api/v3/"
+            upstream = "http://127.0.0.1:\(spy.port)"
+            auth = "required"
+            """, startUpstream: false)
+        let refused = try H2Client.run(port: gw.port, mode: "websocket", extra: ["messages": ["ping"]])
+        XCTAssertEqual(refused.ordered.first?.status, 401)
+        let authority = "127.0.0.1:\(gw.port)"
+        let other = try H2Client.run(port: gw.port, requests: [H2Client.raw([
+            (":method", "CONNECT"), (":protocol", "not-websocket"), (":scheme", "http"), (":path", "/api/v3/ws"),
+            (":authority", authority), ("authorization", "Bearer \(gw.token())"),
+        ])])
+        XCTAssertEqual(other.ordered.first?.reset, H2Client.protocolError)
+        XCTAssertEqual(spy.received(), [], "nothing reached the upstream")
+    }
+
+    func testAWebSocketOverAStreamEndsWhenItsTokenExpires() throws {
+        gw = try GatewayHarness()
+        let now = Int64(Date().timeIntervalSince1970)
+        let out = try H2Client.run(port: gw.port, mode: "websocket",
+                                   extra: ["headers": [["authorization", "Bearer \(gw.token(now: now - 598, lifetime: 600))"]],
+                                           "messages": ["ping"], "hold": true], timeout: 8)
+        XCTAssertEqual(out.raw["echoed"] as? [String], ["ping"])
+        XCTAssertEqual(out.ordered.first?.reset, H2Client.cancel, "\(out.raw)")
+        XCTAssertLessThan(out.raw["seconds"] as? Double ?? 99, 6)
+        XCTAssertTrue(waitUntil { gw.log.contains("closed=token_expired") && gw.log.contains("HTTP/2 tunnel") }, gw.log)
+    }
+
     // MARK: the log
 
     func testEachStreamGetsOneAccessLogLineSayingHTTP2() throws {

@@ -38,7 +38,7 @@ struct GatewayConfig: Sendable {
         var stripRequestFields = ["X-Remote-User", "Remote-User", "X-Auth-Request-User", "X-Auth-Request-Email",
                                   "X-Forwarded-Email", "X-Forwarded-Groups", "X-Real-IP", "Forwarded"]
         /// Idle keep-alive connections kept per upstream and worker.
-        var upstreamIdlePerWorker = 64
+        var upstreamIdlePerWorker = 1024
         var upstreamIdleTimeoutMs = 30_000
         /// HTTP/2 on both listeners (h2c with prior knowledge, h2 by ALPN).
         var http2 = true

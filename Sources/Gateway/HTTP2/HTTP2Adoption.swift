@@ -50,16 +50,23 @@ extension Worker {
         h.afterEvent()
     }
 
-    /// Streaming answers on HTTP/2 whose token has expired end here (once a second), as on
-    /// HTTP/1.1: RST_STREAM, and `closed=token_expired` in the log.
+    /// Streaming answers and WebSocket tunnels on HTTP/2 whose token has expired, and tunnels
+    /// whose token was revoked, end here (once a second), as on HTTP/1.1: RST_STREAM CANCEL, and
+    /// `closed=token_expired` (or `token_revoked`) in the log.
     func endHTTP2StreamsOfExpiredTokens(now: Int64) {
         for h in loop.http2Connections() {
-            for s in h.streams.values where s.tokenExpiresAt > 0 && now >= s.tokenExpiresAt {
+            for s in h.streams.values where s.tokenExpiresAt > 0 {
                 guard case let .proxying(u) = s.phase, u.exchange.responseStarted else { continue }
-                logEvent("ended an HTTP/2 streaming answer: its token expired")
-                s.exchangeAborted("token_expired")
+                var revoked = false
+                if let id = s.tunnelIdentity {
+                    revoked = id.tokenID.withUnsafeBytes { j in id.subject.withUnsafeBytes { sub in id.loginID.withUnsafeBytes { l in
+                        state.revocations.check(jti: j, subject: sub, issuedAt: id.issuedAt, family: l.isEmpty ? nil : l) != nil } } }
+                }
+                guard revoked || now >= s.tokenExpiresAt else { continue }
+                logEvent("ended an HTTP/2 \(s.isTunnel ? "tunnel" : "streaming answer"): its token \(revoked ? "was revoked" : "expired")")
+                s.exchangeAborted(revoked ? "token_revoked" : "token_expired")
             }
-            h.afterEvent()
+            h.outputDue()
         }
     }
 }

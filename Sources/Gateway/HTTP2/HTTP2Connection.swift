@@ -26,6 +26,8 @@ final class HTTP2Connection {
     /// Inside a session call: sends wait until it returns.
     private var inSession = false
     private var wantsSend = false
+    /// In the worker's list of connections to flush after the current batch.
+    private var flushQueued = false
     /// Streams whose answer buffer drained inside the session's send: their upstream reads on.
     private var drained: [HTTP2Stream] = []
     private(set) var isClosed = false
@@ -73,6 +75,20 @@ final class HTTP2Connection {
     func handle(_ events: IOEvents) {
         if events.readable { readable() }
         if !isClosed && events.writable { send() }
+        outputDue()
+    }
+
+    /// Asks for the session's output to be written once the loop's current batch of events is
+    /// handled, so the answers of many streams leave in one write (Worker.flushHTTP2Output).
+    func outputDue() {
+        guard !isClosed, !flushQueued else { return }
+        flushQueued = true
+        worker.queueHTTP2Flush(self)
+    }
+
+    /// The worker's call after a batch: write what is due, then watch for what comes next.
+    func flushQueuedOutput() {
+        flushQueued = false
         afterEvent()
     }
 

@@ -49,6 +49,22 @@ final class HTTP2FieldList {
         return submit(nva, count)
     }
 
+    /// The 200 that opens a WebSocket over a stream (RFC 8441), with the subprotocol and
+    /// extensions the upstream's 101 chose (its Sec-WebSocket-Accept answers a key the client
+    /// never sent, and is left out).
+    func withTunnel(_ head: ForwardedResponseHead, _ submit: (UnsafePointer<nghttp2_nv>, Int) -> Bool) -> Bool {
+        reset()
+        guard addStatus(200) else { return false }
+        var fits = true
+        head.forEachField { name, value in
+            guard fits else { return }
+            if HeaderName.equals(name, "sec-websocket-protocol") || HeaderName.equals(name, "sec-websocket-extensions") {
+                fits = add(name, value, lowercasing: true)
+            }
+        }
+        return fits && submit(nva, count)
+    }
+
     // MARK: building
 
     private func reset() {

@@ -15,7 +15,7 @@ extension HTTP2Stream: ProxyStream {
             if taken > 0 {
                 session.consume(id, taken)
                 if body?.isEmpty ?? false { releaseBody() }
-                connection.send()  // the WINDOW_UPDATE
+                connection.outputDue()  // the WINDOW_UPDATE
             }
         }
         switch exchange.requestBody {
@@ -81,7 +81,7 @@ extension HTTP2Stream: ProxyStream {
             answerWaiting = false
             session.resumeData(id)
         }
-        connection.send()
+        connection.outputDue()
         return !connection.isClosed
     }
 
@@ -105,7 +105,7 @@ extension HTTP2Stream: ProxyStream {
     func exchangeAborted(_ why: StaticString) {
         logLine.closed = why
         // Cut for time (a stalled side, an expired token): CANCEL; broken: INTERNAL_ERROR.
-        let timed = ["timeout", "token_expired"].contains(why.description)
+        let timed = ["timeout", "token_expired", "token_revoked"].contains(why.description)
         reset(timed ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR)
     }
 
@@ -127,6 +127,6 @@ extension HTTP2Stream: ProxyStream {
     }
 
     func exchangeEventHandled() {
-        connection.afterEvent()
+        connection.outputDue()
     }
 }

@@ -33,6 +33,11 @@ struct HTTP2RequestHead {
     private var path: Range<Int>?
     private var authority: Range<Int>?
     private var host: Range<Int>?
+    private var protocolName: Range<Int>?
+    /// An extended CONNECT (RFC 8441) for a WebSocket: written as HTTP/1.1's upgrade request.
+    private(set) var isWebSocket = false
+    /// The `Sec-WebSocket-Key` the HTTP/1.1 upgrade carries (HTTP/2 clients send none).
+    var webSocketKey = "dGhlIHNhbXBsZSBub25jZQ=="
     private(set) var hasContentLength = false
     private var cookies: [UInt8] = []
     /// The most bytes of the head (request line and fields).
@@ -65,7 +70,8 @@ struct HTTP2RequestHead {
             case 5 where name.elementsEqual(":path".utf8): path = range
             case 7 where name.elementsEqual(":method".utf8): method = range
             case 10 where name.elementsEqual(":authority".utf8): authority = range
-            default: break  // :scheme (nghttp2 checked it), :protocol
+            case 9 where name.elementsEqual(":protocol".utf8): protocolName = range
+            default: break  // :scheme (nghttp2 checked it)
             }
             return
         }
@@ -127,10 +133,23 @@ struct HTTP2RequestHead {
     }
 
     private mutating func writeRequestLine(into buffer: inout ByteBuffer) {
-        headStart = buffer.writerIndex
-        guard failure == nil else { return }
+        guard failure == nil else { headStart = buffer.writerIndex; return }
         // A request without :method or :path never gets here whole: nghttp2 resets it first.
-        guard let method, let path else { failure = .malformed; return }
+        guard var method, let path else { headStart = buffer.writerIndex; failure = .malformed; return }
+        if let p = protocolName {
+            // Only a WebSocket may be opened this way; it goes up as HTTP/1.1's GET + Upgrade.
+            guard Self.bytes(method, buffer).elementsEqual("CONNECT".utf8), Self.bytes(p, buffer).elementsEqual("websocket".utf8),
+                  room(3, &buffer) else {
+                headStart = buffer.writerIndex
+                if failure == nil { failure = .malformed }
+                return
+            }
+            isWebSocket = true
+            let get = buffer.writerIndex
+            buffer.appendWithinRoom("GET")
+            method = get..<buffer.writerIndex
+        }
+        headStart = buffer.writerIndex
         // One room check for the request line and Host: the values are read from this buffer.
         guard room(method.count + path.count + 11 + (authority.map { $0.count + 8 } ?? 0), &buffer) else { return }
         buffer.appendWithinRoom(Self.bytes(method, buffer))
@@ -141,6 +160,15 @@ struct HTTP2RequestHead {
             buffer.appendWithinRoom("host: ")
             buffer.appendWithinRoom(Self.bytes(authority, buffer))
             buffer.appendWithinRoom("\r\n")
+        }
+        if isWebSocket {
+            var key = webSocketKey
+            key.withUTF8 { k in
+                guard room(k.count + 70, &buffer) else { return }
+                buffer.appendWithinRoom("upgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: ")
+                buffer.appendWithinRoom(UnsafeRawBufferPointer(k))
+                buffer.appendWithinRoom("\r\n")
+            }
         }
         checkSize(buffer)
     }

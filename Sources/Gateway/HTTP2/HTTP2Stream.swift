@@ -1,5 +1,6 @@
 import CGatewayShims
 import Glibc
+import TokenCore
 
 /// One HTTP/2 stream: a request exactly as an HTTP/1.1 one is. Its header list is written out as
 /// an HTTP/1.1 head (HTTP2RequestHead.swift) and goes the same way: the strict parser, the
@@ -24,7 +25,10 @@ final class HTTP2Stream {
     }
 
     let id: Int32
-    unowned let connection: HTTP2Connection
+    /// Strong: a stream may outlive its connection's last event by a call (an upstream event
+    /// finishing after the connection closed). The cycle is broken when the connection drops
+    /// the stream (closed, or the connection's end).
+    let connection: HTTP2Connection
     private(set) var phase = Phase.headers
     private var head: HTTP2RequestHead
     private var headBuffer: ByteBuffer?
@@ -48,6 +52,13 @@ final class HTTP2Stream {
     var isHEAD = false
     var envelopeErrors = false
     var tokenExpiresAt: Int64 = 0
+    /// A WebSocket over this stream (RFC 8441): once the upstream accepts, bytes pass both ways.
+    var isTunnel = false
+    var tunnelOpen = false
+    /// The client's end of the tunnel was passed on (the upstream's write side shut).
+    var halfClosedUpstream = false
+    /// Who opened the tunnel, checked again for revocation while it lasts.
+    var tunnelIdentity: TunnelIdentity?
     var logLine = AccessLogEntry()
     private var logged = false
     let start: UInt64
@@ -69,7 +80,12 @@ final class HTTP2Stream {
 
     func header(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard case .headers = phase else { return }
-        if headBuffer == nil { headBuffer = worker.buffers.take() }
+        if headBuffer == nil {
+            headBuffer = worker.buffers.take()
+            if name.elementsEqual(":protocol".utf8) || name.elementsEqual(":method".utf8) && value.elementsEqual("CONNECT".utf8) {
+                head.webSocketKey = HTTP2Stream.newWebSocketKey()
+            }
+        }
         head.add(name: name, value: value, into: &headBuffer!)
     }
 
@@ -88,7 +104,8 @@ final class HTTP2Stream {
                 return
             }
         }
-        dispatch(endStream || head.hasContentLength ? .asSent : .chunked)
+        // A WebSocket's stream stays open for the tunnel: its request has no body.
+        dispatch(endStream || head.hasContentLength || head.isWebSocket ? .asSent : .chunked)
     }
 
     func data(_ bytes: UnsafeRawBufferPointer) {
@@ -106,7 +123,12 @@ final class HTTP2Stream {
             holdBody()
             // The stream window (64 KiB) never lets more in than a large buffer holds.
             guard body!.append(bytes) else { exchangeAborted("flow_control"); return }
-            u.requestBodyArrived()
+            // A tunnel's bytes wait until the upstream has accepted it.
+            if isTunnel {
+                if tunnelOpen { moveTunnelBytes(u) }
+            } else {
+                u.requestBodyArrived()
+            }
         default:
             // An answered or reset stream: the bytes are dropped, the window given back.
             session.consume(id, bytes.count)
@@ -119,7 +141,11 @@ final class HTTP2Stream {
         case .awaitingBody:
             dispatch(.length(body?.readableBytes ?? 0))
         case let .proxying(u):
-            u.requestBodyArrived()
+            if isTunnel {
+                if tunnelOpen { moveTunnelBytes(u) }
+            } else {
+                u.requestBodyArrived()
+            }
         default:
             break
         }
@@ -159,6 +185,8 @@ final class HTTP2Stream {
             execute(request.answer(endpoint, log: &logLine), head: h)
         case let .proxy(plan):
             tokenExpiresAt = plan.tokenExpiresAt
+            tunnelIdentity = plan.tunnelIdentity
+            isTunnel = h.upgradeWebSocket
             let u: UpstreamConnection
             do {
                 u = try worker.startExchange(plan, head: h, in: bytes, stream: self, peer: connection.peer,
@@ -243,7 +271,7 @@ final class HTTP2Stream {
         releaseBody()
         setDeadline(UInt64(connection.config.server.idleTimeoutMs))
         if body?.isEmpty ?? true { answered() }
-        connection.send()
+        connection.outputDue()
     }
 
     // MARK: the answer's body, read by the session
@@ -292,7 +320,8 @@ final class HTTP2Stream {
             session.reset(id, NGHTTP2_NO_ERROR)
             return
         }
-        if case let .proxying(u) = phase { u.streamHasRoom() }
+        guard case let .proxying(u) = phase else { return }
+        if tunnelOpen { moveTunnelBytes(u) } else { u.streamHasRoom() }
     }
 
     // MARK: time
@@ -329,7 +358,7 @@ final class HTTP2Stream {
         if case let .proxying(u) = phase { u.pool.close(u) }
         phase = .done
         session.reset(id, code)
-        connection.send()
+        connection.outputDue()
     }
 
     /// nghttp2 closed the stream (answered whole, or reset by either side).
@@ -397,6 +426,12 @@ final class HTTP2Stream {
         worker.buffers.release(b)
         answer = nil
         holdAnswer()
+    }
+
+    /// A `Sec-WebSocket-Key` for the HTTP/1.1 upgrade (16 random bytes, base64).
+    static func newWebSocketKey() -> String {
+        let url = Base64URL.encode(Crypto.randomBytes(16))
+        return String(url.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 }) + "=="
     }
 
     /// The exchange moved to a fresh upstream connection (the one retry).

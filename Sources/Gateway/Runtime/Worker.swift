@@ -25,6 +25,8 @@ final class Worker {
     private var listener: Socket?
     private var tlsListener: Socket?
     private var pools: [UpstreamPool] = []
+    /// HTTP/2 connections with output due, written once per batch of events.
+    private var http2FlushQueue: [HTTP2Connection] = []
     private(set) var connectionCount = 0
     private var acceptPaused = false
     private(set) var draining = false
@@ -86,7 +88,7 @@ final class Worker {
 
     func run() {
         while !stopped {
-            loop.wait(maxWaitMs: 1000) { handler, events in
+            loop.wait(maxWaitMs: http2FlushQueue.isEmpty ? 1000 : 0) { handler, events in
                 switch handler {
                 case .listener: if let l = listener { acceptConnections(from: l, tls: false) }
                 case .tlsListener: if let l = tlsListener { acceptConnections(from: l, tls: true) }
@@ -96,7 +98,9 @@ final class Worker {
                 case let .upstream(u): upstreamEvent(u, events)
                 }
             }
+            flushHTTP2Output()
             fireTimers()
+            flushHTTP2Output()
             if loop.now - lastSweep >= 1000 { sweep() }
             flushLog()
         }
@@ -232,6 +236,22 @@ final class Worker {
             do { try loop.setInterest(l, interest) } catch { logEvent("listener: \(error)"); done = false }
         }
         return done
+    }
+
+    func queueHTTP2Flush(_ h: HTTP2Connection) {
+        http2FlushQueue.append(h)
+    }
+
+    /// Writes the output due on HTTP/2 connections; a write that frees room may make more due
+    /// (an upstream read on), taken in further rounds, a bounded number of them per batch.
+    private func flushHTTP2Output() {
+        var rounds = 0
+        while !http2FlushQueue.isEmpty && rounds < 16 {
+            rounds += 1
+            let due = http2FlushQueue
+            http2FlushQueue.removeAll(keepingCapacity: true)
+            for h in due { h.flushQueuedOutput() }
+        }
     }
 
     func connectionClosed() {

@@ -153,7 +153,7 @@ def handle(ev, conn, streams, result):
         if s["read"]:
             s["len"] += len(ev.data)
             s["sha"].update(ev.data)
-            if s["len"] <= 8192:
+            if s["len"] <= 8192 or s.get("keep_text"):
                 s["text"] += ev.data
             conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
     elif isinstance(ev, h2.events.StreamEnded):
@@ -192,6 +192,60 @@ def read_until_closed(sock, conn, result, seconds):
             return
 
 
+def websocket(spec, sock, conn, result):
+    """RFC 8441: extended CONNECT, then `messages` as DATA, each echoed back before the next;
+    with "hold" the tunnel then stays open (reading) until the gateway ends it."""
+    port = spec["port"]
+    hs = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+          (":path", spec.get("path", "/api/v3/ws")), (":authority", "127.0.0.1:%d" % port),
+          ("sec-websocket-version", "13")] + [(k, v) for k, v in spec.get("headers", [])]
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, hs, end_stream=False)
+    sock.sendall(conn.data_to_send())
+    streams = {sid: {"status": None, "headers": [], "len": 0, "sha": hashlib.sha256(), "text": b"",
+                     "reset": None, "ended": False, "read": True, "sent_sha": "", "keep_text": True}}
+    echoed = []
+    pending = list(spec.get("messages", []))
+    waiting = None
+    started = time.time()
+    deadline = started + spec.get("timeout", 10)
+    while time.time() < deadline:
+        s = streams[sid]
+        if s["reset"] is not None or s["ended"] or result.get("goaway") is not None:
+            break
+        if waiting is not None and s["text"] == waiting:
+            echoed.append(waiting.decode())
+            waiting = None
+            if not pending and not spec.get("hold"):
+                conn.end_stream(sid)
+                sock.sendall(conn.data_to_send())
+        if s["status"] == 200 and waiting is None and pending:
+            waiting = pending.pop(0).encode()
+            s["text"] = b""
+            s["len"] = 0
+            for off in range(0, len(waiting), 16384):
+                conn.send_data(sid, waiting[off:off + 16384], end_stream=False)
+            sock.sendall(conn.data_to_send())
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            result["eof"] = True
+            break
+        for ev in conn.receive_data(data):
+            handle(ev, conn, streams, result)
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    s = streams[sid]
+    result["seconds"] = time.time() - started
+    result["echoed"] = echoed
+    result["streams"] = {str(sid): {"status": s["status"], "headers": s["headers"], "body_len": s["len"],
+                                    "body_sha256": "", "sent_sha256": "", "text": s["text"].decode("utf-8", "replace"),
+                                    "reset": s["reset"], "ended": s["ended"]}}
+
+
 def frame(ftype, flags, sid, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
 
@@ -201,6 +255,9 @@ def abuse(spec, sock, conn, result):
     base = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:%d" % port), (":path", spec.get("path", "/healthz"))]
     sent = 0
     try:
+        if mode == "websocket":
+            websocket(spec, sock, conn, result)
+            return
         if mode == "idle":
             sock.sendall(conn.data_to_send())
             started = time.time()
@@ -223,17 +280,15 @@ def abuse(spec, sock, conn, result):
             for _ in range(count):
                 sock.sendall(frame(9, 0, 1, filler))
                 sent += 1
-        elif mode == "settings_flood":
+        elif mode in ("settings_flood", "ping_flood"):
+            # Frames a hundred to a write; the acks they ask for are never read.
             sock.sendall(conn.data_to_send())
-            for _ in range(count):
-                sock.sendall(frame(4, 0, 0, b""))
-                sent += 1
-        elif mode == "ping_flood":
-            sock.sendall(conn.data_to_send())
-            sock.settimeout(2)
-            for i in range(count):
-                sock.sendall(frame(6, 0, 0, struct.pack(">Q", i)))
-                sent += 1
+            sock.settimeout(3)
+            one = frame(4, 0, 0, b"") if mode == "settings_flood" else frame(6, 0, 0, b"\0" * 8)
+            batch = one * 100
+            while sent < count:
+                sock.sendall(batch)
+                sent += 100
     except OSError as e:
         result["send_error"] = str(e)
     result["sent"] = sent
