@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Gateway
 
@@ -14,9 +15,10 @@ final class HTTP2RequestHeadTests: XCTestCase {
 
     override func tearDown() { memory.deallocate() }
 
-    private func build(_ fields: [(String, String)], limit: Int = 8192,
-                       framing: HTTP2RequestHead.Framing = .asSent) -> Result<String, HTTP2RequestHead.Failure> {
+    private func build(_ fields: [(String, String)], limit: Int = 8192, framing: HTTP2RequestHead.Framing = .asSent,
+                       webSocketKey: String = "") -> Result<String, HTTP2RequestHead.Failure> {
         var head = HTTP2RequestHead(limit: limit, pool: nil)
+        head.webSocketKey = webSocketKey
         for (name, value) in fields {
             Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in head.add(name: n, value: v, into: &buffer) } }
         }
@@ -74,6 +76,24 @@ final class HTTP2RequestHeadTests: XCTestCase {
         XCTAssertEqual(build(get + [("cookie", String(repeating: "c", count: 300))], limit: 256), .failure(.tooLarge))
         XCTAssertEqual(build([(":method", "GET"), (":path", "/" + String(repeating: "p", count: 300))], limit: 256), .failure(.tooLarge))
         XCTAssertNoThrow(try build(get + [("x-fits", String(repeating: "a", count: 150))], limit: 256).get())
+    }
+
+    func testAnExtendedConnectForAWebSocketBecomesHTTP11sUpgrade() {
+        let connect: [(String, String)] = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+                                           (":path", "/api/v3/ws"), (":authority", "api.example")]
+        XCTAssertEqual(try build(connect + [("sec-websocket-version", "13")], webSocketKey: "a2V5a2V5a2V5a2V5a2V5a2==").get(),
+                       "GET /api/v3/ws HTTP/1.1\r\nhost: api.example\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
+                       + "sec-websocket-key: a2V5a2V5a2V5a2V5a2V5a2==\r\nsec-websocket-version: 13\r\n\r\n")
+        XCTAssertEqual(build([(":method", "CONNECT"), (":protocol", "h2c-tunnel"), (":path", "/"), (":authority", "a")]),
+                       .failure(.malformed), "only a WebSocket may be opened")
+        XCTAssertEqual(build([(":method", "GET"), (":protocol", "websocket"), (":path", "/"), (":authority", "a")]),
+                       .failure(.malformed), ":protocol goes with CONNECT only")
+    }
+
+    func testTheWebSocketKeyIsRandomPerStream() {
+        let keys = Set((0..<50).map { _ in HTTP2Stream.newWebSocketKey() })
+        XCTAssertEqual(keys.count, 50)
+        XCTAssertTrue(keys.allSatisfy { $0.count == 24 && $0.hasSuffix("==") && Data(base64Encoded: $0)?.count == 16 }, "\(keys.first!)")
     }
 
     func testThePrefaceIsRecognisedWholeOrInPart() {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// An HTTP/2 request's header list written out as an HTTP/1.1 request head, so that one strict
 /// parser, one endpoint table, one bearer check and one rewriter serve both protocols.
 ///
@@ -36,8 +38,9 @@ struct HTTP2RequestHead {
     private var protocolName: Range<Int>?
     /// An extended CONNECT (RFC 8441) for a WebSocket: written as HTTP/1.1's upgrade request.
     private(set) var isWebSocket = false
-    /// The `Sec-WebSocket-Key` the HTTP/1.1 upgrade carries (HTTP/2 clients send none).
-    var webSocketKey = "dGhlIHNhbXBsZSBub25jZQ=="
+    /// The `Sec-WebSocket-Key` the HTTP/1.1 upgrade carries (HTTP/2 clients send none); the
+    /// stream sets a random one when `:protocol` arrives.
+    var webSocketKey = ""
     private(set) var hasContentLength = false
     private var cookies: [UInt8] = []
     /// The most bytes of the head (request line and fields).
@@ -56,6 +59,12 @@ struct HTTP2RequestHead {
         path.map { Self.bytes($0, buffer) }
     }
 
+    /// Byte equality with a literal (field names arrive lower-case, as nghttp2 checked).
+    @inline(__always)
+    static func same(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        bytes.count == literal.utf8CodeUnitCount && memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
+    }
+
     private static func bytes(_ r: Range<Int>, _ buffer: ByteBuffer) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: buffer.base + r.lowerBound, count: r.count)
     }
@@ -67,23 +76,23 @@ struct HTTP2RequestHead {
             guard headStart == nil else { failure = .malformed; return }
             guard let range = keep(value, in: &buffer) else { return }
             switch name.count {
-            case 5 where name.elementsEqual(":path".utf8): path = range
-            case 7 where name.elementsEqual(":method".utf8): method = range
-            case 10 where name.elementsEqual(":authority".utf8): authority = range
-            case 9 where name.elementsEqual(":protocol".utf8): protocolName = range
+            case 5 where Self.same(name, ":path"): path = range
+            case 7 where Self.same(name, ":method"): method = range
+            case 10 where Self.same(name, ":authority"): authority = range
+            case 9 where Self.same(name, ":protocol"): protocolName = range
             default: break  // :scheme (nghttp2 checked it)
             }
             return
         }
         if headStart == nil { writeRequestLine(into: &buffer) }
         guard failure == nil else { return }
-        if name.elementsEqual("cookie".utf8) {
+        if Self.same(name, "cookie") {
             if !cookies.isEmpty { cookies.append(contentsOf: "; ".utf8) }
             cookies.append(contentsOf: value)
             if cookies.count > limit { failure = .tooLarge }
             return
         }
-        if name.elementsEqual("host".utf8) {
+        if Self.same(name, "host") {
             if let a = authority {
                 // The same host as :authority (compared without case), or the request is malformed.
                 let given = Self.bytes(a, buffer)
@@ -95,7 +104,7 @@ struct HTTP2RequestHead {
             }
             host = 0..<0
         }
-        if name.elementsEqual("content-length".utf8) { hasContentLength = true }
+        if Self.same(name, "content-length") { hasContentLength = true }
         writeField(name, value, into: &buffer)
     }
 
@@ -138,7 +147,7 @@ struct HTTP2RequestHead {
         guard var method, let path else { headStart = buffer.writerIndex; failure = .malformed; return }
         if let p = protocolName {
             // Only a WebSocket may be opened this way; it goes up as HTTP/1.1's GET + Upgrade.
-            guard Self.bytes(method, buffer).elementsEqual("CONNECT".utf8), Self.bytes(p, buffer).elementsEqual("websocket".utf8),
+            guard Self.same(Self.bytes(method, buffer), "CONNECT"), Self.same(Self.bytes(p, buffer), "websocket"),
                   room(3, &buffer) else {
                 headStart = buffer.writerIndex
                 if failure == nil { failure = .malformed }

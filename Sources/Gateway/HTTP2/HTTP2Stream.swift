@@ -80,12 +80,9 @@ final class HTTP2Stream {
 
     func header(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard case .headers = phase else { return }
-        if headBuffer == nil {
-            headBuffer = worker.buffers.take()
-            if name.elementsEqual(":protocol".utf8) || name.elementsEqual(":method".utf8) && value.elementsEqual("CONNECT".utf8) {
-                head.webSocketKey = HTTP2Stream.newWebSocketKey()
-            }
-        }
+        if headBuffer == nil { headBuffer = worker.buffers.take() }
+        // A WebSocket's upgrade goes up with a fresh key (the HTTP/2 client sends none).
+        if HTTP2RequestHead.same(name, ":protocol") { head.webSocketKey = HTTP2Stream.newWebSocketKey() }
         head.add(name: name, value: value, into: &headBuffer!)
     }
 
