@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(FuzzRequestHead FuzzTarget FuzzResponseHead FuzzToken FuzzTOML FuzzJournal)
+all_targets=(FuzzRequestHead FuzzTarget FuzzResponseHead FuzzToken FuzzTOML FuzzJournal FuzzHTTP2Head)
 scratch=.build-fuzz
 runtime="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")/lib/swift/clang/lib/linux/libclang_rt.fuzzer_no_main-$(uname -m).a"
 

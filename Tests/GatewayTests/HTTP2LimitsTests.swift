@@ -49,6 +49,39 @@ final class HTTP2LimitsTests: XCTestCase {
         }
     }
 
+    /// Bodies answered early (413 mid-stream) leave DATA the gateway never passed on: the
+    /// connection's window must get it back, or later uploads on the connection would stall.
+    func testBodiesRefusedMidStreamGiveTheirWindowBack() throws {
+        gw = try GatewayHarness(routes: """
+            [[route]]
+            prefix = "/small/"
+            upstream = "UPSTREAM"
+            auth = "none"
+            max_body = 10000
+
+            [[route]]
+            prefix = "/open/"
+            upstream = "UPSTREAM"
+            auth = "none"
+            """)
+        var requests = (0..<24).map { i in H2Client.request("POST", "/small/\(i)", bodyLength: 60_000, contentLength: false) }
+        requests.append(H2Client.request("POST", "/open/after", bodyLength: 2_000_000))
+        let out = try H2Client.run(port: gw.port, requests: requests, timeout: 20)
+        let s = out.ordered
+        XCTAssertEqual(s.prefix(24).filter { $0.status == 413 }.count, 24, "\(s.prefix(24).map { $0.status ?? 0 })")
+        XCTAssertEqual(s.last?.status, 200, "the upload after them is not stalled: \(out.raw)")
+        XCTAssertEqual(s.last?.json?["body_bytes"] as? Int, 2_000_000)
+    }
+
+    /// Streams whose answers wait for the connection's buffer limit read their upstream on
+    /// once other streams give buffers back.
+    func testStreamsWaitingForTheConnectionBufferAreWokenWhenItFrees() throws {
+        gw = try GatewayHarness(settings: "http2_max_connection_buffer = \"64KiB\"")
+        let requests = (0..<12).map { i in H2Client.request("/open/bytes/\(200_000 + i)") }
+        let out = try H2Client.run(port: gw.port, requests: requests, timeout: 20)
+        XCTAssertEqual(out.ordered.map(\.bodyLength), (0..<12).map { 200_000 + $0 }, "every answer arrives whole")
+    }
+
     func testTheConcurrencySettingIsSentAndStreamsBeyondItAreRefused() throws {
         gw = try GatewayHarness(settings: "http2_max_concurrent_streams = 4")
         let requests = (0..<10).map { i in H2Client.request("/open/slow-\(i)?delay_ms=800") }

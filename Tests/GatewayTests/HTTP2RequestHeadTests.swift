@@ -96,6 +96,36 @@ final class HTTP2RequestHeadTests: XCTestCase {
         XCTAssertTrue(keys.allSatisfy { $0.count == 24 && $0.hasSuffix("==") && Data(base64Encoded: $0)?.count == 16 }, "\(keys.first!)")
     }
 
+    /// Every length of :path up to the buffer's end either fits or is refused as too large: the
+    /// room for the request line is reckoned to the byte (one short of it once trapped).
+    func testNoPathLengthOverrunsTheBuffer() {
+        let small = UnsafeMutableRawPointer.allocate(byteCount: 16_384, alignment: 16)
+        defer { small.deallocate() }
+        for length in stride(from: 16_384 - 200, through: 16_384, by: 1) {
+            for authority in [nil, "localhost"] as [String?] {
+                var b = ByteBuffer(base: small, capacity: 16_384)
+                var head = HTTP2RequestHead(limit: 65_536, pool: nil)
+                var fields = [(":method", "GET"), (":scheme", "https")]
+                if let authority { fields.append((":authority", authority)) }
+                fields.append((":path", "/" + String(repeating: "p", count: (length - 1) / 2)))
+                for (name, value) in fields {
+                    Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in head.add(name: n, value: v, into: &b) } }
+                }
+                switch head.finish(.asSent, into: &b) {
+                case .success, .failure(.tooLarge): break
+                case let other: XCTFail("\(other)")
+                }
+            }
+        }
+    }
+
+    func testAClientsOwnWebSocketKeyIsNotForwardedBesideTheGatewaysAndExpectIsNoticed() throws {
+        let connect: [(String, String)] = [(":method", "CONNECT"), (":protocol", "websocket"), (":path", "/ws"), (":authority", "a")]
+        let text = try build(connect + [("sec-websocket-key", "Y2xpZW50Y2xpZW50Y2xpZW50=="), ("expect", "100-Continue")], webSocketKey: "k").get()
+        XCTAssertEqual(text.components(separatedBy: "sec-websocket-key").count - 1, 1, text)
+        XCTAssertTrue(text.contains("sec-websocket-key: k\r\n"), text)
+    }
+
     func testThePrefaceIsRecognisedWholeOrInPart() {
         func match(_ s: String) -> HTTP2Preface.Match { Array(s.utf8).withUnsafeBytes { HTTP2Preface.match($0) } }
         XCTAssertEqual(match("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), .whole)

@@ -144,8 +144,6 @@ final class HTTP2Connection {
             if !isClosed { transport.shutdownWrite(socket); close() }
             return
         }
-        if sawStream || !streams.isEmpty { sawStream = true }
-        armIdleDeadlineIfIdle()
     }
 
     private func releaseInput() {
@@ -280,8 +278,23 @@ final class HTTP2Connection {
         drained.append(s)
     }
 
-    /// Bytes of the streams' buffers, against `maxHeldBytes`.
-    func hold(_ n: Int) { heldBytes += n }
+    /// Bytes of the streams' buffers, against `maxHeldBytes`; streams that waited for room under
+    /// the limit read their upstream on once there is some.
+    func hold(_ n: Int) {
+        heldBytes += n
+        if n < 0 && heldBytes < maxHeldBytes && !bufferWaiters.isEmpty {
+            drained.append(contentsOf: bufferWaiters)
+            bufferWaiters.removeAll()
+            outputDue()
+        }
+    }
+
+    /// `s` could not take its answer for the connection's limit.
+    func waitForBuffer(_ s: HTTP2Stream) {
+        if !bufferWaiters.contains(where: { $0 === s }) { bufferWaiters.append(s) }
+    }
+
+    private var bufferWaiters: [HTTP2Stream] = []
 
     // MARK: deadlines
 
@@ -358,6 +371,7 @@ final class HTTP2Connection {
         for s in streams.values { s.connectionEnds("client_closed") }
         streams.removeAll()
         drained.removeAll()
+        bufferWaiters.removeAll()
         if let b = input { worker.buffers.release(b); input = nil }
         if let b = output { worker.buffers.release(b); output = nil }
         unsent = nil

@@ -13,9 +13,8 @@ extension HTTP2Stream: ProxyStream {
         var taken = 0
         defer {
             if taken > 0 {
-                session.consume(id, taken)
+                consumed(taken)
                 if body?.isEmpty ?? false { releaseBody() }
-                connection.outputDue()  // the WINDOW_UPDATE
             }
         }
         switch exchange.requestBody {
@@ -69,9 +68,15 @@ extension HTTP2Stream: ProxyStream {
 
     var responseChunked: Bool { false }
 
+    /// Room in the stream's answer buffer, or for a new one within the connection's limit; a
+    /// stream refused for the limit is woken when buffers are given back (HTTP2Connection.hold).
     var canTakeResponse: Bool {
         if let a = answer { return a.writableBytes > 0 || a.readerIndex > 0 }
-        return connection.heldBytes < connection.maxHeldBytes
+        guard connection.heldBytes < connection.maxHeldBytes else {
+            connection.waitForBuffer(self)
+            return false
+        }
+        return true
     }
 
     func sendResponse() -> Bool {

@@ -42,6 +42,8 @@ struct HTTP2RequestHead {
     /// stream sets a random one when `:protocol` arrives.
     var webSocketKey = ""
     private(set) var hasContentLength = false
+    /// `expect: 100-continue` was sent.
+    private(set) var expectsContinue = false
     private var cookies: [UInt8] = []
     /// The most bytes of the head (request line and fields).
     let limit: Int
@@ -105,6 +107,11 @@ struct HTTP2RequestHead {
             host = 0..<0
         }
         if Self.same(name, "content-length") { hasContentLength = true }
+        if Self.same(name, "expect") && value.count == 12 && zip(value, "100-continue".utf8).allSatisfy({ HTTPBytes.lower($0) == $1 }) {
+            expectsContinue = true
+        }
+        // The upgrade's key is the gateway's own; one the client sent would make it two.
+        if isWebSocket && Self.same(name, "sec-websocket-key") { return }
         writeField(name, value, into: &buffer)
     }
 
@@ -160,7 +167,8 @@ struct HTTP2RequestHead {
         }
         headStart = buffer.writerIndex
         // One room check for the request line and Host: the values are read from this buffer.
-        guard room(method.count + path.count + 11 + (authority.map { $0.count + 8 } ?? 0), &buffer) else { return }
+        // "METHOD SP PATH SP HTTP/1.1 CRLF" is 12 bytes besides the two; "host: " and CRLF 8.
+        guard room(method.count + path.count + 12 + (authority.map { $0.count + 8 } ?? 0), &buffer) else { return }
         buffer.appendWithinRoom(Self.bytes(method, buffer))
         buffer.appendWithinRoom(" ")
         buffer.appendWithinRoom(Self.bytes(path, buffer))

@@ -62,6 +62,10 @@ final class HTTP2Stream {
     var logLine = AccessLogEntry()
     private var logged = false
     let start: UInt64
+    /// The configuration the stream started with (a reload meanwhile does not change its way).
+    let snapshot: GatewayState
+    /// Request body bytes received and not yet given back to the client's window.
+    private var unconsumed = 0
     /// When the stream's current wait runs out (0: none).
     var deadline: UInt64 = 0
 
@@ -69,7 +73,8 @@ final class HTTP2Stream {
         self.id = id
         self.connection = connection
         start = connection.worker.loop.now
-        head = HTTP2RequestHead(limit: connection.snapshot.httpLimits.headerBytes, pool: connection.worker.buffers)
+        snapshot = connection.worker.state
+        head = HTTP2RequestHead(limit: snapshot.httpLimits.headerBytes, pool: connection.worker.buffers)
         setDeadline(UInt64(connection.config.server.headerTimeoutMs))
     }
 
@@ -93,10 +98,11 @@ final class HTTP2Stream {
         if let failure = head.failure { refuse(failure); return }
         // The gateway's own endpoints read a small body whole: it is gathered first.
         if !endStream, let path = head.pathBytes(in: headBuffer!), let length = try? Router.checkTarget(path) {
-            switch connection.snapshot.endpoints.match(UnsafeRawBufferPointer(rebasing: path[0..<length])) {
+            switch snapshot.endpoints.match(UnsafeRawBufferPointer(rebasing: path[0..<length])) {
             case .proxy, .notFound: break
             case let own:
                 phase = .awaitingBody(own)
+                if head.expectsContinue { session.submitContinue(id) }
                 setDeadline(UInt64(connection.config.server.bodyTimeoutMs))
                 return
             }
@@ -120,6 +126,7 @@ final class HTTP2Stream {
             holdBody()
             // The stream window (64 KiB) never lets more in than a large buffer holds.
             guard body!.append(bytes) else { exchangeAborted("flow_control"); return }
+            unconsumed += bytes.count
             // A tunnel's bytes wait until the upstream has accepted it.
             if isTunnel {
                 if tunnelOpen { moveTunnelBytes(u) }
@@ -163,14 +170,13 @@ final class HTTP2Stream {
             releaseBody()
         }
         let bytes = UnsafeRawBufferPointer(start: headBuffer!.base + range.lowerBound, count: headBuffer!.writerIndex - range.lowerBound)
-        let parsed = parseRequestHead(bytes, fields: worker.requestFields, limits: connection.snapshot.httpLimits)
+        let parsed = parseRequestHead(bytes, fields: worker.requestFields, limits: snapshot.httpLimits)
         guard case let .complete(h) = parsed else {
             logLine.method("-")
             if case let .error(e) = parsed { respond(.error(GatewayResponse(parseError: e))) } else { respond(.error(.badRequest)) }
             return
         }
         isHEAD = h.isHEAD
-        let snapshot = connection.snapshot
         let verdict = worker.verdict(on: h, in: bytes, snapshot: snapshot, log: &logLine)
         envelopeErrors = verdict.envelopeErrors
         switch verdict.action {
@@ -315,6 +321,7 @@ final class HTTP2Stream {
         if resetOnceAnswered {
             resetOnceAnswered = false
             session.reset(id, NGHTTP2_NO_ERROR)
+            connection.outputDue()
             return
         }
         guard case let .proxying(u) = phase else { return }
@@ -411,7 +418,18 @@ final class HTTP2Stream {
         answerHeld = now
     }
 
+    /// `n` request body bytes were passed on: the client's window gets them back.
+    func consumed(_ n: Int) {
+        guard n > 0 else { return }
+        unconsumed -= n
+        session.consume(id, n)
+        connection.outputDue()  // the WINDOW_UPDATE
+    }
+
+    /// Drops the request body buffer; what it held that was never passed on is given back to the
+    /// connection's window all the same (nghttp2 does not for a closed stream).
     func releaseBody() {
+        if unconsumed > 0 { consumed(unconsumed) }
         guard let b = body else { return }
         worker.buffers.release(b)
         body = nil

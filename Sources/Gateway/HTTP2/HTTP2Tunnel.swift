@@ -12,7 +12,7 @@ extension HTTP2Stream: UpgradableStream {
         guard let uin = u.input else { return }
         let upgrade = UnsafeRawBufferPointer(start: uin.base + uin.readerIndex, count: headLength)
         let fields = worker.responseFields
-        guard case let .complete(h) = parseResponseHead(upgrade, fields: fields, limits: connection.snapshot.httpLimits) else {
+        guard case let .complete(h) = parseResponseHead(upgrade, fields: fields, limits: snapshot.httpLimits) else {
             exchangeFailed(.badGateway, requestComplete: false)
             u.pool.close(u)
             return
@@ -60,7 +60,7 @@ extension HTTP2Stream: UpgradableStream {
         // Client to upstream: DATA taken gives the client that much window back.
         if let b = body, !b.isEmpty, u.output != nil {
             let n = u.output!.move(from: &body!)
-            session.consume(id, n)
+            consumed(n)
             if body!.isEmpty { releaseBody() }
             progress(UInt64(connection.config.server.idleTimeoutMs))
         }

@@ -119,7 +119,8 @@ struct ForwardedResponseHead {
                 continue
             case .framing:
                 // Kept as sent only where no body follows (HEAD, 304): it describes another answer.
-                if self.body == .none, HeaderName.equals(name, "content-length") {} else { continue }
+                // Never on a 204, which has no body to describe (RFC 9110 §8.6).
+                if self.body == .none, status != 204, HeaderName.equals(name, "content-length") {} else { continue }
             default:
                 if listed.names(name) { continue }
             }
