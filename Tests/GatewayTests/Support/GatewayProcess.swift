@@ -32,32 +32,12 @@ enum GatewayBinary {
     /// Runs any program to completion (bounded by `timeout` seconds; killed, by its pid, past it).
     static func runProgram(_ program: URL, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
                            timeout: TimeInterval = 60) throws -> Result {
-        let p = Process()
-        p.executableURL = program
-        p.arguments = args
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Drain both pipes while the process runs, so a full pipe cannot stall it.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var o = Data(), e = Data()
-        group.enter()
-        DispatchQueue.global().async { o = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        if group.wait(timeout: .now() + timeout) == .timedOut {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+        let running = try RunningProgram(program, args, stdin: stdin, environment: environment)
+        let r = running.wait(seconds: timeout)
+        if running.timedOut {
             throw NSError(domain: "gateway", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(program.lastPathComponent) \(args) timed out"])
         }
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+        return r
     }
 }
 
@@ -70,10 +50,14 @@ final class RunningProgram: @unchecked Sendable {
     private let done = DispatchGroup()
     private var stdout = Data(), stderr = Data()
 
-    init(_ program: URL, _ args: [String], stdin: String? = nil) throws {
+    /// It ran past the time `wait` allowed and was killed.
+    private(set) var timedOut = false
+
+    init(_ program: URL, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil) throws {
         let input = Pipe()
         process.executableURL = program
         process.arguments = args
+        if let environment { process.environment = environment }
         process.standardInput = input
         process.standardOutput = out
         process.standardError = err
@@ -88,6 +72,7 @@ final class RunningProgram: @unchecked Sendable {
 
     func wait(seconds: Double = 60) -> GatewayBinary.Result {
         if done.wait(timeout: .now() + seconds) == .timedOut {
+            timedOut = true
             kill(process.processIdentifier, SIGKILL)
             done.wait()
         }

@@ -114,15 +114,8 @@ def normal(spec, sock, conn, result):
         if result.get("goaway") is not None and all(s["ended"] or s["reset"] is not None or sid > result["last_stream_id"]
                                                      for sid, s in streams.items()):
             break
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
+        if not receive_once(sock, conn, streams, result):
             break
-        if not data:
-            result["eof"] = True
-            break
-        for ev in conn.receive_data(data):
-            handle(ev, conn, streams, result)
     out = conn.data_to_send()
     if out:
         try:
@@ -133,6 +126,20 @@ def normal(spec, sock, conn, result):
                                     "body_sha256": s["sha"].hexdigest(), "sent_sha256": s["sent_sha"],
                                     "text": s["text"].decode("utf-8", "replace") if s["len"] <= 8192 else None,
                                     "reset": s["reset"], "ended": s["ended"]} for sid, s in streams.items()}
+
+
+def receive_once(sock, conn, streams, result):
+    """One read, its events handled; False when the connection has ended or went quiet."""
+    try:
+        data = sock.recv(65536)
+    except socket.timeout:
+        return False
+    if not data:
+        result["eof"] = True
+        return False
+    for ev in conn.receive_data(data):
+        handle(ev, conn, streams, result)
+    return True
 
 
 def handle(ev, conn, streams, result):
@@ -226,15 +233,8 @@ def websocket(spec, sock, conn, result):
             for off in range(0, len(waiting), 16384):
                 conn.send_data(sid, waiting[off:off + 16384], end_stream=False)
             sock.sendall(conn.data_to_send())
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
+        if not receive_once(sock, conn, streams, result):
             break
-        if not data:
-            result["eof"] = True
-            break
-        for ev in conn.receive_data(data):
-            handle(ev, conn, streams, result)
         out = conn.data_to_send()
         if out:
             sock.sendall(out)
