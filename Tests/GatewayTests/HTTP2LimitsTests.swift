@@ -139,6 +139,22 @@ final class HTTP2LimitsTests: XCTestCase {
         XCTAssertLessThanOrEqual(most, 256 * 1024 + 16_384 * 4 + 20 * 16_384, "buffer_bytes peaked at \(most)")
     }
 
+    func testAReloadThatTurnsHTTP2OffSendsGoawayAndLetsStreamsFinish() throws {
+        gw = try GatewayHarness()
+        let url = "http://127.0.0.1:\(gw.port)/open/reload?delay_ms=1500"
+        let client = try RunningProgram(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-nv", url])
+        XCTAssertTrue(waitUntil { KernelSocketView.establishedConnections(toPort: gw.upstreamPort) >= 1 }, "the request reached the upstream")
+        let text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "[server]\n", with: "[server]\nhttp2 = false\n").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try GatewayBinary.run(["reload", "--config", gw.configPath]).status, 0)
+        let out = client.wait(seconds: 20).stdout
+        XCTAssertTrue(out.contains("recv GOAWAY frame") && out.contains("error_code=NO_ERROR"), out)
+        XCTAssertTrue(out.contains(":status: 200"), "the stream in flight finished: \(out)")
+        let c = try gw.connect()
+        try c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        XCTAssertTrue([400, 505].contains(try c.readResponse().status), "new connections speak HTTP/1.1 only")
+    }
+
     func testSIGTERMSendsGoawayAndStreamsInFlightFinish() throws {
         gw = try GatewayHarness(settings: "shutdown_timeout = \"10s\"")
         // nghttp (nghttp2's client) keeps reading after a GOAWAY that lets streams finish, as

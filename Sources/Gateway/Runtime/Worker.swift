@@ -279,7 +279,11 @@ final class Worker {
         let old = pools
         pools = makePools(for: newState, reusing: old)
         for p in old where !pools.contains(where: { $0 === p }) { p.closeAll() }
+        let http2Off = state.config.server.http2 && !newState.config.server.http2
         state = newState
+        // HTTP/2 turned off: its connections are told to go (GOAWAY); their open streams finish,
+        // and the clients come back speaking HTTP/1.1.
+        if http2Off { for h in loop.http2Connections() { h.drain() } }
     }
 
     private func makePools(for s: GatewayState, reusing old: [UpstreamPool]) -> [UpstreamPool] {
