@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import TokenCore
 import XCTest
+@testable import Gateway
 
 /// The admin socket and the verbs that use it; readiness.
 final class AdminTests: XCTestCase {
@@ -119,5 +120,23 @@ final class AdminTests: XCTestCase {
         XCTAssertTrue(waitUntil(seconds: 6) { r = (try? gw.get("/readyz")) ?? r; return r.status == 503 })
         XCTAssertTrue((r.json?["details"] as? [String])?.first?.contains("does not accept connections") ?? false, r.text)
         XCTAssertEqual(try gw.get("/healthz").status, 200, "alive even when not ready")
+    }
+
+    /// A command line is taken whole, or ended by the client's orderly close; one cut by a
+    /// reset is not run (a shortened name or time would revoke someone else).
+    func testACommandCutByAResetIsNotRead() throws {
+        let (server, client) = try Socket.pair()
+        defer { server.close() }
+        XCTAssertTrue(client.sendAll(Array("revoke-user YWxpY2U 1700000000".utf8)))
+        // The client leaves unread bytes behind when it closes: its side resets.
+        XCTAssertTrue(server.sendAll(Array("unread".utf8)))
+        client.close()
+        XCTAssertNil(AdminSocket.readLine(server, timeoutMs: 1000))
+
+        let (server2, client2) = try Socket.pair()
+        defer { server2.close() }
+        XCTAssertTrue(client2.sendAll(Array("status".utf8)))
+        client2.close()
+        XCTAssertEqual(AdminSocket.readLine(server2, timeoutMs: 1000), Array("status".utf8), "an orderly close ends the line")
     }
 }

@@ -34,14 +34,24 @@ final class DurableFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["keys.json"])
     }
 
-    func testATemporaryLeftByACrashedProcessWithTheSamePidDoesNotBlockAReplace() throws {
+    func testATemporaryLeftByACrashedProcessWithTheSamePidNeitherBlocksNorIsTakenOver() throws {
         let path = dir + "/keys.json"
         let stale = path + ".tmp-\(getpid())"
         XCTAssertTrue(FileManager.default.createFile(atPath: stale, contents: Data("torn".utf8), attributes: [.posixPermissions: 0o644]))
         try DurableFile.replace(path, with: Array("whole".utf8))
         XCTAssertEqual(contents(path), "whole")
         XCTAssertEqual(mode(path), 0o600, "not the stale temporary's mode")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        XCTAssertEqual(contents(stale), "torn", "another writer's temporary is never touched")
+    }
+
+    func testAppendsFollowAFileReplacedByAnotherProcess() throws {
+        let path = dir + "/journal"
+        let file = AppendOnlyFile(path: path)
+        try file.append(Array("a\n".utf8))
+        // Another process (the CLI, with no gateway answering) rewrites the journal.
+        try DurableFile.replace(path, with: Array("b\n".utf8))
+        try file.append(Array("c\n".utf8))
+        XCTAssertEqual(contents(path), "b\nc\n", "the append landed in the file now at the path")
     }
 
     func testAReplaceThatCannotWriteLeavesTheOldFile() throws {

@@ -91,8 +91,9 @@ final class AdminSocket: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { return nil }
             guard client.waitReadable(timeoutMs: Int32((deadline - now) / 1_000_000) + 1) else { return nil }
-            let n = client.readSome(into: &chunk)
-            guard n > 0 else { return n == 0 && !line.isEmpty ? line : nil }
+            // A line ended by the client's orderly close counts; one cut by a reset does not.
+            guard let n = client.readSome(into: &chunk) else { return nil }
+            guard n > 0 else { return line.isEmpty ? nil : line }
             if let newline = chunk[0..<n].firstIndex(of: 0x0A) {
                 line += chunk[0..<newline]
                 return line.count <= maxLine ? line : nil

@@ -39,8 +39,7 @@ final class UpstreamAbout: Sendable {
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while data.count < 256 * 1024 {
-            let n = socket.readSome(into: &chunk)
-            if n == 0 { break }
+            guard let n = socket.readSome(into: &chunk), n > 0 else { break }
             data += chunk[0..<n]
         }
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 100)

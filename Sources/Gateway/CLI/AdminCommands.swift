@@ -70,8 +70,7 @@ enum AdminCommands {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
         while answer.count < 8192 {
-            let n = socket.readSome(into: &chunk)
-            guard n > 0 else { break }
+            guard let n = socket.readSome(into: &chunk), n > 0 else { break }
             if let newline = chunk[0..<n].firstIndex(of: 0x0A) { answer += chunk[0..<newline]; break }
             answer += chunk[0..<n]
         }

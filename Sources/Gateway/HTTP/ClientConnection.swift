@@ -143,7 +143,7 @@ final class ClientConnection {
     /// connection stops taking requests.
     private func handleHead() -> Bool {
         guard let inp = input else { return false }
-        if machine.served == 0 && config.server.http2 {
+        if machine.served == 0 && worker.state.config.server.http2 {
             switch HTTP2Preface.match(inp.readable) {
             case .partial:
                 machine.headStarted(now: worker.loop.now)

@@ -40,6 +40,9 @@ extension Worker {
         }
         loop.replaceHandler(c.socket.slot, generation: c.generation, with: .http2(h))
         h.start()
+        // Chosen by ALPN under a context from before a reload that turned HTTP/2 off: it goes
+        // at once, as the others did.
+        if !state.config.server.http2 { h.drain() }
     }
 
     /// Work for a stream's pending answer finished on the blocking pool; the connection or the

@@ -81,7 +81,7 @@ extension HTTP2Stream: ProxyStream {
 
     func sendResponse() -> Bool {
         // A full answer buffer waits for the client to read: it has idle_timeout to.
-        if !canTakeResponse { setDeadline(UInt64(connection.config.server.idleTimeoutMs)) }
+        if !canTakeResponse { setDeadline(UInt64(snapshot.config.server.idleTimeoutMs)) }
         if answerWaiting {
             answerWaiting = false
             session.resumeData(id)
@@ -119,7 +119,7 @@ extension HTTP2Stream: ProxyStream {
     }
 
     func exchangeWaits(_ wait: ExchangeWait) {
-        let server = connection.config.server
+        let server = snapshot.config.server
         switch wait {
         case .connect: setDeadline(UInt64(server.connectTimeoutMs))
         case .response: setDeadline(UInt64(server.responseTimeoutMs))
@@ -128,7 +128,7 @@ extension HTTP2Stream: ProxyStream {
     }
 
     func exchangeProgressed() {
-        progress(UInt64(connection.config.server.bodyTimeoutMs))
+        progress(UInt64(snapshot.config.server.bodyTimeoutMs))
     }
 
     func exchangeEventHandled() {

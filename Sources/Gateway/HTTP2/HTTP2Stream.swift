@@ -75,7 +75,7 @@ final class HTTP2Stream {
         start = connection.worker.loop.now
         snapshot = connection.worker.state
         head = HTTP2RequestHead(limit: snapshot.httpLimits.headerBytes, pool: connection.worker.buffers)
-        setDeadline(UInt64(connection.config.server.headerTimeoutMs))
+        setDeadline(UInt64(snapshot.config.server.headerTimeoutMs))
     }
 
     var worker: Worker { connection.worker }
@@ -103,7 +103,7 @@ final class HTTP2Stream {
             case let own:
                 phase = .awaitingBody(own)
                 if head.expectsContinue { session.submitContinue(id) }
-                setDeadline(UInt64(connection.config.server.bodyTimeoutMs))
+                setDeadline(UInt64(snapshot.config.server.bodyTimeoutMs))
                 return
             }
         }
@@ -118,15 +118,19 @@ final class HTTP2Stream {
             if body == nil { body = worker.buffers.take() }
             if body!.readableBytes <= Self.ownBodyLimit { _ = body!.append(UnsafeRawBufferPointer(rebasing: bytes.prefix(Self.ownBodyLimit + 1 - body!.readableBytes))) }
             session.consume(id, bytes.count)
-            progress(UInt64(connection.config.server.bodyTimeoutMs))
+            progress(UInt64(snapshot.config.server.bodyTimeoutMs))
         case let .proxying(u):
             if body == nil { body = worker.buffers.take() }
             if body!.writableBytes < bytes.count { body!.compact() }
             if body!.writableBytes < bytes.count { _ = worker.buffers.enlarge(&body!) }
             holdBody()
             // The stream window (64 KiB) never lets more in than a large buffer holds.
-            guard body!.append(bytes) else { exchangeAborted("flow_control"); return }
             unconsumed += bytes.count
+            guard body!.append(bytes) else {
+                consumed(bytes.count)  // dropped: the window gets them back
+                exchangeAborted("flow_control")
+                return
+            }
             // A tunnel's bytes wait until the upstream has accepted it.
             if isTunnel {
                 if tunnelOpen { moveTunnelBytes(u) }
@@ -272,7 +276,7 @@ final class HTTP2Stream {
         phase = .answering
         releaseHead()
         releaseBody()
-        setDeadline(UInt64(connection.config.server.idleTimeoutMs))
+        setDeadline(UInt64(snapshot.config.server.idleTimeoutMs))
         if body?.isEmpty ?? true { answered() }
         connection.outputDue()
     }
@@ -299,7 +303,7 @@ final class HTTP2Stream {
             answerWaiting = true
             return (-1, false)
         }
-        if n > 0 { progress(UInt64(connection.config.server.idleTimeoutMs)) }
+        if n > 0 { progress(UInt64(snapshot.config.server.idleTimeoutMs)) }
         if end {
             answered()
         } else if case .proxying = phase {
@@ -395,7 +399,7 @@ final class HTTP2Stream {
     func writeAccessLog() {
         guard !logged else { return }
         logged = true
-        guard connection.config.log.access else { return }
+        guard snapshot.config.log.access else { return }
         logLine.http2 = true
         worker.logAccess(&logLine, peer: connection.peer, durationMs: Int64(worker.loop.now - start))
     }

@@ -25,7 +25,7 @@ extension HTTP2Stream: UpgradableStream {
         guard submitted else { reset(NGHTTP2_INTERNAL_ERROR); return }
         logLine.status = 200
         tunnelOpen = true
-        setDeadline(UInt64(connection.config.server.idleTimeoutMs))
+        setDeadline(UInt64(snapshot.config.server.idleTimeoutMs))
         moveTunnelBytes(u)
     }
 
@@ -37,7 +37,7 @@ extension HTTP2Stream: UpgradableStream {
                 exchangeAborted("upstream_read_failed")
                 return
             case .bytes?:
-                progress(UInt64(connection.config.server.idleTimeoutMs))
+                progress(UInt64(snapshot.config.server.idleTimeoutMs))
             default:
                 break
             }
@@ -62,7 +62,7 @@ extension HTTP2Stream: UpgradableStream {
             let n = u.output!.move(from: &body!)
             consumed(n)
             if body!.isEmpty { releaseBody() }
-            progress(UInt64(connection.config.server.idleTimeoutMs))
+            progress(UInt64(snapshot.config.server.idleTimeoutMs))
         }
         if requestComplete && (body?.isEmpty ?? true) && !halfClosedUpstream && (u.output?.isEmpty ?? true) {
             halfClosedUpstream = true

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import TokenCore
 
 /// Files the gateway keeps (the keys file, the revocation journal), written off the loops. Every
 /// descriptor they need is opened and closed here.
@@ -8,8 +9,9 @@ enum DurableFile {
     /// Replaces `path` with `bytes` atomically: a 0600 temporary beside it, written whole and
     /// fsync'd, renamed over `path`, then the directory fsync'd so the rename survives a crash.
     static func replace(_ path: String, with bytes: [UInt8]) throws(FileError) {
-        let tmp = path + ".tmp-\(getpid())"
-        unlink(tmp)  // left by a crash of an earlier process with this pid (pid 1 in a container)
+        // A name of its own: two writers with one pid (pid 1 in two containers sharing the
+        // directory) never meet, and one left by a crash never blocks the next.
+        let tmp = path + ".tmp-\(getpid())-\(Crypto.hex(Crypto.randomBytes(6)))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FileError("cannot create", tmp) }
         do {
@@ -58,6 +60,12 @@ final class AppendOnlyFile: Sendable {
 
     func append(_ record: [UInt8]) throws(FileError) {
         try fd.withLock { (fd: inout Int32) throws(FileError) in
+            // Replaced by another process (the CLI's `revoke` writing it while no gateway
+            // answered): appends go to the file at `path`, never to the unlinked old one.
+            if fd >= 0 && !Self.isStill(fd, path) {
+                Syscall.close(fd)
+                fd = -1
+            }
             if fd < 0 {
                 fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw FileError("cannot open", path) }
@@ -65,6 +73,13 @@ final class AppendOnlyFile: Sendable {
             do throws(SystemError) { try Syscall.writeAll(fd, record) } catch { throw FileError("cannot write", path, errno: error.errno) }
             guard fsync(fd) == 0 else { throw FileError("cannot fsync", path) }
         }
+    }
+
+    /// `fd` is the file now at `path` (same device and inode).
+    private static func isStill(_ fd: Int32, _ path: String) -> Bool {
+        var open = stat(), named = stat()
+        guard fstat(fd, &open) == 0, stat(path, &named) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino
     }
 
     /// Replaces the contents with `transform(current contents)` (nil when the file is missing),

@@ -107,12 +107,16 @@ struct Socket {
         }
     }
 
-    /// Reads what is there into `chunk` (blocking, up to the receive timeout); the bytes read,
-    /// 0 at the peer's close, a timeout or an error.
-    func readSome(into chunk: inout [UInt8]) -> Int {
+    /// Reads what is there into `chunk` (blocking, up to the receive timeout): the bytes read, 0
+    /// at the peer's orderly close, nil on a timeout or an error (a reset, say: what came before
+    /// it is not a complete message).
+    func readSome(into chunk: inout [UInt8]) -> Int? {
         let r = chunk.withUnsafeMutableBytes { try? Syscall.read(fd, $0.baseAddress!, $0.count) }
-        if case let .bytes(n)? = r { return n }
-        return 0
+        switch r {
+        case let .bytes(n)?: return n
+        case .eof?: return 0
+        default: return nil
+        }
     }
 
     /// Waits for a connection on a blocking listener (EINTR and aborted connections retried;
