@@ -126,12 +126,7 @@ final class HTTP2Tests: XCTestCase {
 
     func testMalformedRequestsResetOnlyTheirStreamAndReachNoUpstream() throws {
         let spy = try SpyUpstream()
-        gw = try GatewayHarness(routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            auth = "none"
-            """, startUpstream: false)
+        gw = try GatewayHarness(spy: spy, auth: "none")
         let authority = "127.0.0.1:\(gw.port)"
         func fields(_ extra: [(String, String)], method: String = "GET") -> [(String, String)] {
             [(":method", method), (":scheme", "http"), (":authority", authority), (":path", "/api/v3/x")] + extra
@@ -239,12 +234,7 @@ final class HTTP2Tests: XCTestCase {
 
     func testAWebSocketWithoutATokenIsRefusedAndAnotherProtocolIsMalformed() throws {
         let spy = try SpyUpstream()
-        gw = try GatewayHarness(routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            auth = "required"
-            """, startUpstream: false)
+        gw = try GatewayHarness(spy: spy)
         let refused = try H2Client.run(port: gw.port, mode: "websocket", extra: ["messages": ["ping"]])
         XCTAssertEqual(refused.ordered.first?.status, 401)
         let authority = "127.0.0.1:\(gw.port)"

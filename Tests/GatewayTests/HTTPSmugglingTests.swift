@@ -9,12 +9,7 @@ final class HTTPSmugglingTests: XCTestCase {
 
     override func setUpWithError() throws {
         spy = try SpyUpstream()
-        gw = try GatewayHarness(routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            auth = "none"
-            """, startUpstream: false)
+        gw = try GatewayHarness(spy: spy, auth: "none")
     }
 
     override func tearDown() {

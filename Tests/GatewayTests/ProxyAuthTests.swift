@@ -43,11 +43,7 @@ final class ProxyAuthTests: XCTestCase {
 
     func testEveryBadTokenGets401AndNothingIsForwarded() throws {
         let spy = try SpyUpstream()
-        gw = try GatewayHarness(routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            """, startUpstream: false)
+        gw = try GatewayHarness(spy: spy)
         let now = Int64(Date().timeIntervalSince1970)
         let valid = gw.token()
         let foreign = try TokenIssuer(settings: IssuerSettings()).issue(subject: "x", use: .access,

@@ -85,11 +85,7 @@ final class TLSTests: XCTestCase {
 
     func testBadTokenOverTLSGets401AndNothingIsForwarded() throws {
         let spy = try SpyUpstream()
-        gw = try GatewayHarness(routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            """, startUpstream: false, tls: true)
+        gw = try GatewayHarness(spy: spy, tls: true)
         let c = try gw.connectTLS()
         for headers in ["", "Authorization: Bearer abc.def.ghi\r\n", "Authorization: Bearer \(gw.token(use: .refresh))\r\n"] {
             try c.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\n\(headers)\r\n")
@@ -102,12 +98,7 @@ final class TLSTests: XCTestCase {
 
     func testPlainHTTPAndGarbageOnTheTLSPortAreCutAndNothingIsForwarded() throws {
         let spy = try SpyUpstream()
-        gw = try GatewayHarness(settings: #"header_timeout = "1s""#, routes: """
-            [[route]]
-            prefix = "/api/v3/"
-            upstream = "http://127.0.0.1:\(spy.port)"
-            auth = "none"
-            """, startUpstream: false, tls: true)
+        gw = try GatewayHarness(spy: spy, auth: "none", settings: #"header_timeout = "1s""#, tls: true)
         let plain = try RawClient(port: gw.tlsPort, timeout: 5)
         try plain.send("GET /api/v3/x HTTP/1.1\r\nHost: x\r\n\r\n")
         let answer = plain.readToEnd()

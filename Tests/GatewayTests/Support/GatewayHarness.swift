@@ -89,6 +89,17 @@ final class GatewayHarness {
         try start()
     }
 
+    /// A gateway whose one route, `/api/v3/`, leads to `spy` (a listener that never answers),
+    /// to prove what is forwarded and what is not.
+    convenience init(spy: SpyUpstream, auth: String = "required", settings: String = "", tls: Bool = false) throws {
+        try self.init(settings: settings, routes: """
+            [[route]]
+            prefix = "/api/v3/"
+            upstream = "http://127.0.0.1:\(spy.port)"
+            auth = "\(auth)"
+            """, startUpstream: false, tls: tls)
+    }
+
     deinit { stop() }
 
     func startDemoUpstream() throws {
