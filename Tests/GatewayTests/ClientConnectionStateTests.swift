@@ -272,4 +272,20 @@ final class ClientConnectionStateTests: XCTestCase {
         XCTAssertEqual(busy.drain(inputEmpty: true), .none)
         XCTAssertFalse(busy.request.keepAlive, "but closes after this answer")
     }
+
+    func testOnlyAnAnsweredConnectionWaitingForNothingCountsAsIdleKeepAlive() {
+        XCTAssertFalse(Machine().isIdleKeepAlive(inputEmpty: true, outputPending: false), "never served: under its header timeout")
+        var m = machine()
+        m.proxyingBegins(7)
+        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: false), "an exchange in flight")
+        _ = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: false)
+        XCTAssertTrue(m.isIdleKeepAlive(inputEmpty: true, outputPending: false))
+        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: true), "its answer not yet written")
+        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: false, outputPending: false), "part of the next request read")
+        m.headStarted(now: 500)
+        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: false), "the next request has begun")
+        var closing = machine(keepAlive: false)
+        _ = closing.requestAnswered(draining: false)
+        XCTAssertFalse(closing.isIdleKeepAlive(inputEmpty: true, outputPending: false), "already closing")
+    }
 }

@@ -170,4 +170,40 @@ final class HTTP2LimitsTests: XCTestCase {
         XCTAssertEqual(out.components(separatedBy: ":status: 200").count - 1, 3, "streams in flight finish: \(out)")
         XCTAssertTrue(waitUntil { !(gw.gateway?.isRunning ?? false) }, "the gateway exits once they have")
     }
+
+    func testAtMaxConnectionsAnIdleHTTP2ConnectionIsSentGoawayToMakeRoom() throws {
+        gw = try GatewayHarness(settings: "max_connections = 1")
+        let h2 = try H2Client.start(port: gw.port, requests: [H2Client.request("/healthz")], extra: ["then_stay": 15], timeout: 20)
+        XCTAssertTrue(waitUntil { gw.log.contains("proto=HTTP/2") }, "the HTTP/2 connection was served first: \(gw.log)")
+        let newcomer = try gw.connect()
+        newcomer.setTimeout(5)
+        try newcomer.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try newcomer.readResponse().status, 200, "served: the idle HTTP/2 connection made room")
+        let out = try h2.wait()
+        XCTAssertEqual(out.ordered.first?.status, 200)
+        XCTAssertEqual(out.goaway, H2Client.noError, "\(out.raw)")
+        XCTAssertEqual(out.raw["last_stream_id"] as? Int, 1, "GOAWAY names the last stream taken")
+        XCTAssertTrue(out.eof, "and the connection closed: \(out.raw)")
+    }
+
+    func testAReloadBelowTheOpenConnectionsAsksTheExcessToGoIdleFirstThenBusyOnesFinish() throws {
+        gw = try GatewayHarness()
+        let busy = try (0..<2).map { i in
+            try RunningProgram(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-nv", "http://127.0.0.1:\(gw.port)/open/busy-\(i)?delay_ms=2000"])
+        }
+        XCTAssertTrue(waitUntil { KernelSocketView.establishedConnections(toPort: gw.upstreamPort) >= 2 }, "both requests reached the upstream")
+        let idle = try gw.connect()
+        try idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try idle.readResponse().status, 200)
+        let text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "[server]\n", with: "[server]\nmax_connections = 1\n").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try GatewayBinary.run(["reload", "--config", gw.configPath]).status, 0)
+        idle.setTimeout(5)
+        XCTAssertTrue(idle.peerClosed(), "the idle connection went first")
+        let outs = busy.map { $0.wait(seconds: 20).stdout }
+        XCTAssertTrue(outs.allSatisfy { $0.contains(":status: 200") }, "both streams in flight finished: \(outs)")
+        XCTAssertEqual(outs.filter { $0.contains("recv GOAWAY frame") && $0.contains("error_code=NO_ERROR") }.count, 1,
+                       "one busy connection was told to go: \(outs)")
+        XCTAssertTrue(waitUntil { gw.log.contains("reload: max_connections 1 is below the 3 open; 2 asked to go") }, gw.log)
+    }
 }

@@ -62,7 +62,27 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try gw.get("/api/v3/x", headers: gw.bearer).status, 200, "tokens of the demoted key still pass")
     }
 
-    func testAcceptingPausesAtMaxConnectionsAndResumes() throws {
+    func testAtMaxConnectionsBusyConnectionsAreKeptAndAcceptingWaitsForOneToClose() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 3")
+        var held: [RawClient] = []
+        for i in 0..<3 {
+            let c = try gw.connect()
+            // Not idle: one has sent nothing yet, the others part of a head.
+            if i > 0 { try c.send("GET /healthz HTTP/1.1\r\n") }
+            held.append(c)
+        }
+        let waiting = try gw.connect()  // the kernel accepts it into the backlog; the gateway does not
+        waiting.setTimeout(1)
+        try waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertThrowsError(try waiting.readResponse(), "not served while at the limit")
+        try held[1].send("Host: x\r\n\r\n")
+        XCTAssertEqual(try held[1].readResponse().status, 200, "the busy one was kept and finishes its request")
+        held.removeFirst().close()
+        waiting.setTimeout(5)
+        XCTAssertEqual(try waiting.readResponse().status, 200, "served once a slot is free")
+    }
+
+    func testAtMaxConnectionsAnIdleKeepAliveConnectionMakesRoomAndTheOthersStay() throws {
         let gw = try GatewayHarness(settings: "max_connections = 3")
         var held: [RawClient] = []
         for _ in 0..<3 {
@@ -71,13 +91,18 @@ final class OperationsTests: XCTestCase {
             XCTAssertEqual(try c.readResponse().status, 200)
             held.append(c)
         }
-        let waiting = try gw.connect()  // the kernel accepts it into the backlog; the gateway does not
-        waiting.setTimeout(1)
-        try waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertThrowsError(try waiting.readResponse(), "not served while at the limit")
-        held.removeFirst().close()
-        waiting.setTimeout(5)
-        XCTAssertEqual(try waiting.readResponse().status, 200, "served once a slot is free")
+        let newcomer = try gw.connect()
+        newcomer.setTimeout(5)
+        try newcomer.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try newcomer.readResponse().status, 200, "served at once: an idle connection made room")
+        // One of the three (the one idle longest; they may tie to the millisecond) was closed.
+        var closed = 0
+        for c in held {
+            if (try? c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) != nil, (try? c.readResponse().status) == 200 { continue }
+            closed += 1
+        }
+        XCTAssertEqual(closed, 1, "an eighth of the idle connections, at least one, make room")
+        XCTAssertTrue(waitUntil { gw.log.contains("max_connections (3) reached: 1 idle connections asked to go") }, gw.log)
     }
 
     func testASecondGatewayOnTheSameAddressRefusesToStart() throws {

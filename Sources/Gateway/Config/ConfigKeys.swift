@@ -7,7 +7,7 @@ extension ConfigLoader {
         [
             .init("server.listen", .text(\.server.listen, .hostPort), "address to listen on, \"host:port\" (IPv6 as \"[::1]:8080\")"),
             .init("server.workers", .workers(\.server.workers), "worker threads, each with its own event loop: \"auto\" (one per core) or a number"),
-            .init("server.max_connections", .count(\.server.maxConnections, 1...1_000_000), "open client connections per worker; accepting pauses beyond it"),
+            .init("server.max_connections", .count(\.server.maxConnections, 1...1_000_000), "open client connections per worker; at it, idle ones make room"),
             .init("server.header_timeout", .milliseconds(\.server.headerTimeoutMs, minimum: 1), "time allowed to receive a request head"),
             .init("server.idle_timeout", .milliseconds(\.server.idleTimeoutMs, minimum: 1), "how long an idle keep-alive client connection stays open"),
             .init("server.body_timeout", .milliseconds(\.server.bodyTimeoutMs, minimum: 1), "longest pause while receiving a request body"),

@@ -359,6 +359,13 @@ struct ClientConnectionState<Upstream> {
         return .closeWhenFlushed
     }
 
+    /// A keep-alive connection between requests: it has been answered, nothing of a next request
+    /// has come, and nothing waits to be written. Such a connection may be closed to make room
+    /// for a new one at `max_connections` (a client reopens it at no loss).
+    func isIdleKeepAlive(inputEmpty: Bool, outputPending: Bool) -> Bool {
+        isAwaitingHead && served > 0 && request.start == 0 && inputEmpty && !outputPending && !closeAfterFlush && !peerClosed
+    }
+
     /// A request that will not be kept alive (the worker drains): close after its answer.
     mutating func closeWhenFlushed() { closeAfterFlush = true }
 

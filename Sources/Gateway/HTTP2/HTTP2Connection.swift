@@ -350,6 +350,12 @@ final class HTTP2Connection {
 
     // MARK: drain, close
 
+    /// Between streams, after at least one: GOAWAY costs its client nothing but a new connection.
+    var isIdle: Bool { streams.isEmpty && sawStream && !draining && !isClosed }
+
+    /// Told to go (GOAWAY sent), or closed.
+    var isGoing: Bool { draining || isClosed }
+
     /// Shutdown: GOAWAY now (no new streams); open streams finish, then the connection closes.
     func drain() {
         guard !draining, !isClosed else { return }

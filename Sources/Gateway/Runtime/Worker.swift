@@ -29,6 +29,8 @@ final class Worker {
     private var http2FlushQueue: [HTTP2Connection] = []
     private(set) var connectionCount = 0
     private var acceptPaused = false
+    /// Idle connections asked to go at `max_connections` since the last sweep (logged there).
+    var connectionsShed = 0
     private(set) var draining = false
     private var drainDeadline: UInt64 = 0
     private var stopped = false
@@ -143,6 +145,10 @@ final class Worker {
         // Accepting paused for want of descriptors resumes on a closing connection, or here: a
         // worker with nothing to close would otherwise never accept again.
         if acceptPaused && !draining && connectionCount < state.config.server.maxConnections { resumeAccepting() }
+        if connectionsShed > 0 {
+            logEvent("max_connections (\(state.config.server.maxConnections)) reached: \(connectionsShed) idle connections asked to go to make room")
+            connectionsShed = 0
+        }
         if draining && (connectionCount == 0 || loop.now >= drainDeadline) { stopped = true }
     }
 
@@ -150,9 +156,15 @@ final class Worker {
 
     private func acceptConnections(from listener: Socket, tls: Bool) {
         var peer = PeerAddress()
-        for _ in 0..<64 {
+        for attempt in 0..<64 {
             guard connectionCount < state.config.server.maxConnections else {
-                pauseAccepting()
+                // At the limit. On the first attempt the listener's readiness says a client
+                // waits: accepting pauses, and idle connections make room (it resumes as they
+                // close). After accepts, none may wait: the (level-triggered) listener says so.
+                if attempt == 0 {
+                    pauseAccepting()
+                    makeRoomForNewConnections()
+                }
                 return
             }
             let accepted: Socket?
@@ -284,6 +296,7 @@ final class Worker {
         // HTTP/2 turned off: its connections are told to go (GOAWAY); their open streams finish,
         // and the clients come back speaking HTTP/1.1.
         if http2Off { for h in loop.http2Connections() { h.drain() } }
+        if !draining { shedExcessConnections() }
     }
 
     private func makePools(for s: GatewayState, reusing old: [UpstreamPool]) -> [UpstreamPool] {

@@ -9,6 +9,7 @@ Spec: {"port": N, "tls": false, "requests": [REQ...], "mode": "normal"|...}
 REQ:  {"method", "path", "authority", "headers": [[name, value]...], "body_len": N,
        "content_length": bool, "raw": [[name, value]...] (the whole header list, unchecked),
        "read": bool (false: never read the answer body)}
+"then_stay": N keeps the connection open after the answers, up to N seconds, until it is closed.
 Modes beyond "normal" exercise the gateway's abuse limits:
   "idle": the preface and SETTINGS, then nothing (until closed: "seconds" it took);
   "rapid_reset": open and cancel streams `count` times; "continuation_flood": one HEADERS
@@ -246,6 +247,29 @@ def websocket(spec, sock, conn, result):
                                     "reset": s["reset"], "ended": s["ended"]}}
 
 
+def stay_until_closed(sock, conn, result, seconds):
+    """After the requests: the connection is kept open, reading, until the gateway closes it
+    (a GOAWAY before that is in result["goaway"])."""
+    deadline = time.time() + seconds
+    sock.settimeout(0.5)
+    while time.time() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            result["eof"] = True
+            return
+        if not data:
+            result["eof"] = True
+            return
+        try:
+            for ev in conn.receive_data(data):
+                handle(ev, conn, {}, result)
+        except h2.exceptions.ProtocolError as e:
+            result["client_error"] = str(e)
+
+
 def frame(ftype, flags, sid, payload):
     return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
 
@@ -307,6 +331,8 @@ def main():
     conn = new_connection()
     if spec.get("mode", "normal") == "normal":
         normal(spec, sock, conn, result)
+        if spec.get("then_stay"):
+            stay_until_closed(sock, conn, result, spec["then_stay"])
     else:
         abuse(spec, sock, conn, result)
     print(json.dumps(result))
