@@ -91,7 +91,7 @@ final class HTTP2RequestHeadTests: XCTestCase {
     }
 
     func testTheWebSocketKeyIsRandomPerStream() {
-        let keys = Set((0..<50).map { _ in HTTP2Stream.newWebSocketKey() })
+        let keys = Set((0..<50).map { _ in HTTP2RequestHead.newWebSocketKey() })
         XCTAssertEqual(keys.count, 50)
         XCTAssertTrue(keys.allSatisfy { $0.count == 24 && $0.hasSuffix("==") && Data(base64Encoded: $0)?.count == 16 }, "\(keys.first!)")
     }

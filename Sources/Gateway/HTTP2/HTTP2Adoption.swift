@@ -59,14 +59,14 @@ extension Worker {
     func endHTTP2StreamsOfExpiredTokens(now: Int64) {
         for h in loop.http2Connections() {
             for s in h.streams.values where s.tokenExpiresAt > 0 {
-                guard case let .proxying(u) = s.phase, u.exchange.responseStarted else { continue }
+                guard let u = s.state.upstream, u.exchange.responseStarted else { continue }
                 var revoked = false
                 if let id = s.tunnelIdentity {
                     revoked = id.tokenID.withUnsafeBytes { j in id.subject.withUnsafeBytes { sub in id.loginID.withUnsafeBytes { l in
                         state.revocations.check(jti: j, subject: sub, issuedAt: id.issuedAt, family: l.isEmpty ? nil : l) != nil } } }
                 }
                 guard revoked || now >= s.tokenExpiresAt else { continue }
-                logEvent("ended an HTTP/2 \(s.isTunnel ? "tunnel" : "streaming answer"): its token \(revoked ? "was revoked" : "expired")")
+                logEvent("ended an HTTP/2 \(s.state.isTunnel ? "tunnel" : "streaming answer"): its token \(revoked ? "was revoked" : "expired")")
                 s.exchangeAborted(revoked ? "token_revoked" : "token_expired")
             }
             h.outputDue()

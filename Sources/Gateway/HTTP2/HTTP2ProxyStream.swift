@@ -34,7 +34,7 @@ extension HTTP2Stream: ProxyStream {
                 taken = out.move(from: &body!, limit: Int64(n))
                 out.appendWithinRoom("\r\n")
             }
-            guard requestComplete && (body?.isEmpty ?? true) else { return .progress }
+            guard state.requestComplete && (body?.isEmpty ?? true) else { return .progress }
             return out.append("0\r\n\r\n") ? .done : .progress
         case .none, .untilClose:
             return .done
@@ -54,7 +54,7 @@ extension HTTP2Stream: ProxyStream {
         guard submitted else { return .tooLarge }
         logLine.status = head.status
         if noBody {
-            answerComplete = true
+            state.answerIsWhole()
             answered()
         }
         return .written
@@ -82,28 +82,25 @@ extension HTTP2Stream: ProxyStream {
     func sendResponse() -> Bool {
         // A full answer buffer waits for the client to read: it has idle_timeout to.
         if !canTakeResponse { setDeadline(UInt64(snapshot.config.server.idleTimeoutMs)) }
-        if answerWaiting {
-            answerWaiting = false
-            session.resumeData(id)
-        }
+        resumeAnswer()
         connection.outputDue()
         return !connection.isClosed
     }
 
     func exchangeFinished(bodyBytes: Int64, unsentBody: BodyDiscard?) {
         logLine.bytes = bodyBytes
-        answerComplete = true
-        exchangeEnded()
+        state.answerIsWhole()
+        state.exchangeEnded()
         _ = sendResponse()
     }
 
     func exchangeFailed(_ response: GatewayResponse, requestComplete: Bool) {
-        exchangeEnded()
+        state.exchangeEnded()
         respond(.error(response))
     }
 
     func requestBodyRefused(_ response: GatewayResponse) {
-        exchangeEnded()
+        state.exchangeEnded()
         respond(.error(response))
     }
 
@@ -115,7 +112,7 @@ extension HTTP2Stream: ProxyStream {
     }
 
     func exchangeMoved(to exchange: UpstreamConnection) {
-        moved(to: exchange)
+        state.exchangeMoved(to: exchange)
     }
 
     func exchangeWaits(_ wait: ExchangeWait) {

@@ -1,4 +1,5 @@
 import Glibc
+import TokenCore
 
 /// An HTTP/2 request's header list written out as an HTTP/1.1 request head, so that one strict
 /// parser, one endpoint table, one bearer check and one rewriter serve both protocols.
@@ -214,5 +215,11 @@ struct HTTP2RequestHead {
 
     private mutating func checkSize(_ buffer: ByteBuffer) {
         if let start = headStart, buffer.writerIndex - start > limit { failure = .tooLarge }
+    }
+
+    /// A `Sec-WebSocket-Key` for the HTTP/1.1 upgrade (16 random bytes, base64).
+    static func newWebSocketKey() -> String {
+        let url = Base64URL.encode(Crypto.randomBytes(16))
+        return String(url.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 }) + "=="
     }
 }

@@ -1,35 +1,22 @@
 import CGatewayShims
 import Glibc
-import TokenCore
 
 /// One HTTP/2 stream: a request exactly as an HTTP/1.1 one is. Its header list is written out as
 /// an HTTP/1.1 head (HTTP2RequestHead.swift) and goes the same way: the strict parser, the
 /// verdict (endpoint table, route, bearer check, limits), then the gateway's own endpoint or an
 /// exchange on a pooled upstream connection, to which the stream is the client side
 /// (HTTP2ProxyStream.swift). The gateway's own endpoints get their whole (small) body first.
+///
+/// The stream's state is a value (`HTTP2StreamState`); this class holds the buffers and does
+/// what the state's transitions say.
 final class HTTP2Stream {
-    enum Phase {
-        /// The header block is arriving.
-        case headers
-        /// One of the gateway's own endpoints, waiting for the rest of its small body.
-        case awaitingBody(Endpoint)
-        /// Forwarded: the exchange runs on this upstream connection.
-        case proxying(UpstreamConnection)
-        /// A handler's work runs on the blocking pool (`ticket`); then its answer, held back
-        /// until the deadline when it must wait (the failed-login delay).
-        case pending(ticket: UInt64, work: DeferredAnswer?, held: LocalResponse?)
-        /// The answer is submitted; its body goes out as the client's window allows.
-        case answering
-        /// Reset, or closed: nothing more happens.
-        case done
-    }
-
     let id: Int32
     /// Strong: a stream may outlive its connection's last event by a call (an upstream event
     /// finishing after the connection closed). The cycle is broken when the connection drops
     /// the stream (closed, or the connection's end).
     let connection: HTTP2Connection
-    private(set) var phase = Phase.headers
+    /// Set only by this file and its extensions (HTTP2ProxyStream, HTTP2Tunnel).
+    var state = HTTP2StreamState<UpstreamConnection>()
     private var head: HTTP2RequestHead
     private var headBuffer: ByteBuffer?
     /// Request body bytes received and not yet passed on.
@@ -37,26 +24,14 @@ final class HTTP2Stream {
     /// Bytes of `body` and `answer` counted against the connection's limit.
     private var bodyHeld = 0
     private var answerHeld = 0
-    /// The client ended its side (END_STREAM).
-    private(set) var requestComplete = false
     /// Answer body bytes waiting for the session's data source.
     var answer: ByteBuffer?
-    private var localBody: [UInt8]?
+    /// The gateway's own answer body (HTTP2StreamLocalAnswer.swift), and how much of it went.
+    var localBody: [UInt8]?
     private var localOffset = 0
-    /// Everything of the answer is in `answer` or `localBody`.
-    var answerComplete = false
-    /// The data source said "deferred": `resumeData` is due when bytes come.
-    var answerWaiting = false
-    /// The answer is complete but the request was not: the stream ends with RST_STREAM NO_ERROR.
-    private var resetOnceAnswered = false
     var isHEAD = false
     var envelopeErrors = false
     var tokenExpiresAt: Int64 = 0
-    /// A WebSocket over this stream (RFC 8441): once the upstream accepts, bytes pass both ways.
-    var isTunnel = false
-    var tunnelOpen = false
-    /// The client's end of the tunnel was passed on (the upstream's write side shut).
-    var halfClosedUpstream = false
     /// Who opened the tunnel, checked again for revocation while it lasts.
     var tunnelIdentity: TunnelIdentity?
     var logLine = AccessLogEntry()
@@ -84,78 +59,84 @@ final class HTTP2Stream {
     // MARK: the request
 
     func header(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard case .headers = phase else { return }
+        guard case .headers = state.phase else { return }
         if headBuffer == nil { headBuffer = worker.buffers.take() }
         // A WebSocket's upgrade goes up with a fresh key (the HTTP/2 client sends none).
-        if HTTP2RequestHead.same(name, ":protocol") { head.webSocketKey = HTTP2Stream.newWebSocketKey() }
+        if HTTP2RequestHead.same(name, ":protocol") { head.webSocketKey = HTTP2RequestHead.newWebSocketKey() }
         head.add(name: name, value: value, into: &headBuffer!)
     }
 
     func headersEnded(endStream: Bool) {
-        guard case .headers = phase else { return }
-        requestComplete = endStream
+        guard case .headers = state.phase else { return }
         if headBuffer == nil { headBuffer = worker.buffers.take() }
-        if let failure = head.failure { refuse(failure); return }
-        // The gateway's own endpoints read a small body whole: it is gathered first.
-        if !endStream, let path = head.pathBytes(in: headBuffer!), let length = try? Router.checkTarget(path) {
-            switch snapshot.endpoints.match(UnsafeRawBufferPointer(rebasing: path[0..<length])) {
-            case .proxy, .notFound: break
-            case let own:
-                phase = .awaitingBody(own)
-                if head.expectsContinue { session.submitContinue(id) }
-                setDeadline(UInt64(snapshot.config.server.bodyTimeoutMs))
-                return
-            }
-        }
         // A WebSocket's stream stays open for the tunnel: its request has no body.
-        dispatch(endStream || head.hasContentLength || head.isWebSocket ? .asSent : .chunked)
+        switch state.headersEnded(endStream: endStream, failure: head.failure, ownEndpoint: !endStream && targetsOwnEndpoint,
+                                  expectsContinue: head.expectsContinue, lengthKnown: head.hasContentLength || head.isWebSocket) {
+        case .ignore:
+            break
+        case let .refuse(failure):
+            refuse(failure)
+        case let .gatherBody(sendContinue):
+            // The gateway's own endpoints read a small body whole: it is gathered first.
+            if sendContinue { session.submitContinue(id) }
+            setDeadline(UInt64(snapshot.config.server.bodyTimeoutMs))
+        case let .dispatch(framing):
+            dispatch(framing)
+        }
+    }
+
+    /// The request's target is one of the gateway's own endpoints.
+    private var targetsOwnEndpoint: Bool {
+        guard let path = head.pathBytes(in: headBuffer!), let length = try? Router.checkTarget(path) else { return false }
+        switch snapshot.endpoints.match(UnsafeRawBufferPointer(rebasing: path[0..<length])) {
+        case .proxy, .notFound: return false
+        default: return true
+        }
     }
 
     func data(_ bytes: UnsafeRawBufferPointer) {
-        switch phase {
-        case .awaitingBody:
+        let action = state.dataArrived()
+        switch action {
+        case .gather:
             // At most a little past the endpoints' 4 KiB: more is refused by its length alone.
             if body == nil { body = worker.buffers.take() }
             if body!.readableBytes <= Self.ownBodyLimit { _ = body!.append(UnsafeRawBufferPointer(rebasing: bytes.prefix(Self.ownBodyLimit + 1 - body!.readableBytes))) }
             session.consume(id, bytes.count)
             progress(UInt64(snapshot.config.server.bodyTimeoutMs))
-        case let .proxying(u):
-            if body == nil { body = worker.buffers.take() }
-            if body!.writableBytes < bytes.count { body!.compact() }
-            if body!.writableBytes < bytes.count { _ = worker.buffers.enlarge(&body!) }
-            holdBody()
-            // The stream window (64 KiB) never lets more in than a large buffer holds.
-            unconsumed += bytes.count
-            guard body!.append(bytes) else {
-                consumed(bytes.count)  // dropped: the window gets them back
-                exchangeAborted("flow_control")
-                return
-            }
+        case let .forward(u):
+            if keepForUpstream(bytes) { u.requestBodyArrived() }
+        case let .tunnel(u, open):
             // A tunnel's bytes wait until the upstream has accepted it.
-            if isTunnel {
-                if tunnelOpen { moveTunnelBytes(u) }
-            } else {
-                u.requestBodyArrived()
-            }
-        default:
+            if keepForUpstream(bytes) && open { moveTunnelBytes(u) }
+        case .drop:
             // An answered or reset stream: the bytes are dropped, the window given back.
             session.consume(id, bytes.count)
         }
     }
 
+    /// Buffers request body bytes until the upstream takes them; false (the exchange cut) when
+    /// they do not fit.
+    private func keepForUpstream(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if body == nil { body = worker.buffers.take() }
+        if body!.writableBytes < bytes.count { body!.compact() }
+        if body!.writableBytes < bytes.count { _ = worker.buffers.enlarge(&body!) }
+        holdBody()
+        // The stream window (64 KiB) never lets more in than a large buffer holds.
+        unconsumed += bytes.count
+        guard body!.append(bytes) else {
+            consumed(bytes.count)  // dropped: the window gets them back
+            exchangeAborted("flow_control")
+            return false
+        }
+        return true
+    }
+
     func requestEnded() {
-        requestComplete = true
-        switch phase {
-        case .awaitingBody:
-            dispatch(.length(body?.readableBytes ?? 0))
-        case let .proxying(u):
-            if isTunnel {
-                if tunnelOpen { moveTunnelBytes(u) }
-            } else {
-                u.requestBodyArrived()
-            }
-        default:
-            break
+        switch state.requestEnded() {
+        case .dispatchGathered: dispatch(.length(body?.readableBytes ?? 0))
+        case let .bodyComplete(u): u.requestBodyArrived()
+        case let .tunnel(u): moveTunnelBytes(u)
+        case .none: break
         }
     }
 
@@ -193,7 +174,6 @@ final class HTTP2Stream {
         case let .proxy(plan):
             tokenExpiresAt = plan.tokenExpiresAt
             tunnelIdentity = plan.tunnelIdentity
-            isTunnel = h.upgradeWebSocket
             let u: UpstreamConnection
             do {
                 u = try worker.startExchange(plan, head: h, in: bytes, stream: self, peer: connection.peer,
@@ -206,8 +186,8 @@ final class HTTP2Stream {
                 return
             }
             releaseHead()
-            phase = .proxying(u)
-            if h.expectContinue && !requestComplete { session.submitContinue(id) }
+            state.proxyingBegins(u, tunnel: h.upgradeWebSocket)
+            if h.expectContinue && !state.requestComplete { session.submitContinue(id) }
             u.sendRequest()
         }
         releaseHead()
@@ -224,61 +204,6 @@ final class HTTP2Stream {
             logLine.closed = "malformed_request"
             reset(NGHTTP2_PROTOCOL_ERROR)
         }
-    }
-
-    // MARK: the gateway's own answers
-
-    private func execute(_ outcome: EndpointOutcome, head h: RequestHead) {
-        switch outcome {
-        case let .respond(response, _):
-            respond(response)
-        case let .respondAndClose(response):
-            respond(.error(response))
-        case .awaitBody:
-            respond(.error(.badRequest))  // the whole body was given: a handler never waits here
-        case let .deferred(d):
-            let ticket = connection.nextTicket()
-            phase = .pending(ticket: ticket, work: d, held: nil)
-            setDeadline(DeferredAnswer.timeoutMs)
-            let slot = connection.socket.slot, generation = connection.generation, stream = id, job = d.job
-            let box = WorkerBox(worker)
-            let accepted = worker.blocking.submit {
-                let ok = job()
-                box.worker.loop.execute {
-                    box.worker.http2DeferredDone(slot: slot, generation: generation, stream: stream, ticket: ticket, ok: ok)
-                }
-            }
-            if !accepted { respond(d.unavailable()) }
-        }
-    }
-
-    /// The work of `ticket` came back (on the connection's loop).
-    func finishDeferred(ticket: UInt64, ok: Bool) {
-        guard case let .pending(t, work?, _) = phase, t == ticket else { return }
-        let (response, delayMs) = work.finish(ok)
-        guard delayMs > 0 else { respond(response); return }
-        phase = .pending(ticket: t, work: nil, held: response)
-        setDeadline(delayMs)
-    }
-
-    /// Submits `response` (shaped for the route) as this stream's answer.
-    func respond(_ response: LocalResponse) {
-        let m = ResponseWriter.message(response.shaped(envelopeErrors: envelopeErrors))
-        logLine.status = m.status
-        let body = isHEAD ? nil : m.body
-        let submitted = worker.http2Fields.withLocal(m, bodyLength: m.body?.count) { nva, count in
-            session.submitResponse(id, nva, count: count, endStream: body?.isEmpty ?? true)
-        }
-        guard submitted else { reset(NGHTTP2_INTERNAL_ERROR); return }
-        logLine.bytes = Int64(body?.count ?? 0)
-        localBody = body
-        answerComplete = true
-        phase = .answering
-        releaseHead()
-        releaseBody()
-        setDeadline(UInt64(snapshot.config.server.idleTimeoutMs))
-        if body?.isEmpty ?? true { answered() }
-        connection.outputDue()
     }
 
     // MARK: the answer's body, read by the session
@@ -298,38 +223,40 @@ final class HTTP2Stream {
             answer!.consume(n)
             if answer!.isEmpty { releaseAnswer() }
         }
-        let end = answerComplete && localBody == nil && answer == nil
-        if n == 0 && !end {
-            answerWaiting = true
-            return (-1, false)
-        }
         if n > 0 { progress(UInt64(snapshot.config.server.idleTimeoutMs)) }
-        if end {
-            answered()
-        } else if case .proxying = phase {
-            connection.answerDrained(self)  // the upstream reads on once the send returns
+        switch state.answerRead(count: n, bufferEmpty: localBody == nil && answer == nil) {
+        case .deferred:
+            return (-1, false)
+        case let .more(drained):
+            // The upstream reads on once the send returns.
+            if drained { connection.answerDrained(self) }
+            return (n, false)
+        case let .ended(drained):
+            if drained { connection.answerDrained(self) }
+            return (n, true)
         }
-        return (n, end)
     }
 
     /// The answer has gone whole to the session: a request still being sent is cut short.
     func answered() {
-        if !requestComplete {
-            resetOnceAnswered = true
-            connection.answerDrained(self)
-        }
+        if state.answered() { connection.answerDrained(self) }
+    }
+
+    /// Resumes the session's data source if it waits for bytes.
+    func resumeAnswer() {
+        if state.takeAnswerWaiting() { session.resumeData(id) }
     }
 
     /// Called after the session's send: room in the answer buffer, or the answer ended.
     func answerHasRoom() {
-        if resetOnceAnswered {
-            resetOnceAnswered = false
+        switch state.answerHasRoom() {
+        case .resetNoError:
             session.reset(id, NGHTTP2_NO_ERROR)
             connection.outputDue()
-            return
+        case let .tunnel(u): moveTunnelBytes(u)
+        case let .readOn(u): u.streamHasRoom()
+        case .none: break
         }
-        guard case let .proxying(u) = phase else { return }
-        if tunnelOpen { moveTunnelBytes(u) } else { u.streamHasRoom() }
     }
 
     // MARK: time
@@ -346,15 +273,15 @@ final class HTTP2Stream {
 
     func timerFired() {
         deadline = 0
-        switch phase {
-        case let .pending(_, _, held):
-            respond(held ?? .error(.serviceUnavailable))
-        case let .proxying(u):
+        switch state.timerFired() {
+        case let .respond(response):
+            respond(response)
+        case let .exchangeTimedOut(u):
             u.exchangeTimedOut()
-        case .headers, .awaitingBody, .answering:
+        case .cancel:
             logLine.closed = "timeout"
             reset(NGHTTP2_CANCEL)
-        case .done:
+        case .none:
             break
         }
     }
@@ -363,32 +290,28 @@ final class HTTP2Stream {
 
     /// Ends the stream with RST_STREAM `code`; its exchange, if any, closes.
     func reset(_ code: nghttp2_error_code) {
-        if case let .proxying(u) = phase { u.pool.close(u) }
-        phase = .done
+        if let u = state.reset() { u.pool.close(u) }
         session.reset(id, code)
         connection.outputDue()
     }
 
     /// nghttp2 closed the stream (answered whole, or reset by either side).
     func closed(errorCode: UInt32) {
-        if case let .proxying(u) = phase {
-            u.pool.close(u)
-            if logLine.closed == nil { logLine.closed = "client_reset" }
-        } else if case .answering = phase, errorCode != NGHTTP2_NO_ERROR.rawValue, logLine.closed == nil {
-            logLine.closed = "client_reset"
-        }
+        let (u, cut) = state.closed(byError: errorCode != NGHTTP2_NO_ERROR.rawValue)
+        if let u { u.pool.close(u) }
+        if cut && logLine.closed == nil { logLine.closed = "client_reset" }
         finish()
     }
 
     /// The connection ends with the stream still open.
     func connectionEnds(_ why: StaticString) {
-        if case let .proxying(u) = phase { u.pool.close(u) }
-        if logLine.closed == nil, !answerComplete || answer != nil || localBody != nil { logLine.closed = why }
+        let unfinished = !state.answerComplete || answer != nil || localBody != nil
+        if let u = state.connectionEnds() { u.pool.close(u) }
+        if logLine.closed == nil, unfinished { logLine.closed = why }
         finish()
     }
 
     private func finish() {
-        phase = .done
         releaseHead()
         releaseBody()
         releaseAnswer()
@@ -404,7 +327,7 @@ final class HTTP2Stream {
         worker.logAccess(&logLine, peer: connection.peer, durationMs: Int64(worker.loop.now - start))
     }
 
-    private func releaseHead() {
+    func releaseHead() {
         if let b = headBuffer { worker.buffers.release(b); headBuffer = nil }
     }
 
@@ -446,16 +369,4 @@ final class HTTP2Stream {
         answer = nil
         holdAnswer()
     }
-
-    /// A `Sec-WebSocket-Key` for the HTTP/1.1 upgrade (16 random bytes, base64).
-    static func newWebSocketKey() -> String {
-        let url = Base64URL.encode(Crypto.randomBytes(16))
-        return String(url.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 }) + "=="
-    }
-
-    /// The exchange moved to a fresh upstream connection (the one retry).
-    func moved(to u: UpstreamConnection) { phase = .proxying(u) }
-
-    /// The exchange ended (answered, failed or cut): the stream no longer has one.
-    func exchangeEnded() { if case .proxying = phase { phase = .answering } }
 }

@@ -24,7 +24,7 @@ extension HTTP2Stream: UpgradableStream {
         u.input!.consume(headLength)
         guard submitted else { reset(NGHTTP2_INTERNAL_ERROR); return }
         logLine.status = 200
-        tunnelOpen = true
+        state.tunnelAccepted()
         setDeadline(UInt64(snapshot.config.server.idleTimeoutMs))
         moveTunnelBytes(u)
     }
@@ -48,14 +48,11 @@ extension HTTP2Stream: UpgradableStream {
     /// Moves what each side has buffered to the other, flushes the upstream, and sets what it is
     /// watched for.
     func moveTunnelBytes(_ u: UpstreamConnection) {
-        guard case .proxying = phase else { return }
+        guard state.upstream != nil else { return }
         // Upstream to client: into the answer buffer, for the session's data source.
         if let uin = u.input, !uin.isEmpty {
             withResponseBuffer { out in _ = out.move(from: &u.input!) }
-            if answerWaiting {
-                answerWaiting = false
-                session.resumeData(id)
-            }
+            resumeAnswer()
         }
         // Client to upstream: DATA taken gives the client that much window back.
         if let b = body, !b.isEmpty, u.output != nil {
@@ -64,18 +61,14 @@ extension HTTP2Stream: UpgradableStream {
             if body!.isEmpty { releaseBody() }
             progress(UInt64(snapshot.config.server.idleTimeoutMs))
         }
-        if requestComplete && (body?.isEmpty ?? true) && !halfClosedUpstream && (u.output?.isEmpty ?? true) {
-            halfClosedUpstream = true
+        if state.halfClosesUpstream(clientBytesPending: !(body?.isEmpty ?? true) || !(u.output?.isEmpty ?? true)) {
             u.shutdownWrite()
         }
         guard u.flush() else { exchangeAborted("upstream_write_failed"); return }
-        if u.exchange.eof && (u.input?.isEmpty ?? true) && !answerComplete {
+        if u.exchange.eof && (u.input?.isEmpty ?? true) && !state.answerComplete {
             // The upstream closed: the stream ends once the client has everything it sent.
-            answerComplete = true
-            if answerWaiting {
-                answerWaiting = false
-                session.resumeData(id)
-            }
+            state.answerIsWhole()
+            resumeAnswer()
         }
         var interest: Interest = []
         if let out = u.output, !out.isEmpty { interest.insert(.write) }

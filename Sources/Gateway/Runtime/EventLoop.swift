@@ -76,7 +76,7 @@ final class EventLoop {
 
     /// The loop's own eventfd, watched for reading.
     private func registerWakeup() throws(SystemError) {
-        try add(wakeFD, interest: .read, handler: .wakeup) { gw_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, $0, $1) }
+        _ = try add(wakeFD, interest: .read, handler: .wakeup) { gw_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, $0, $1) }
     }
 
     /// Files `handler` under `slot` in its next generation once `control(mask, data)` (the
