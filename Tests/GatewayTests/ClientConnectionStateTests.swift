@@ -105,7 +105,7 @@ final class ClientConnectionStateTests: XCTestCase {
         var m = machine()
         let discard = BodyDiscard(.length(10), limit: 64)
         _ = m.discardBegins(discard)
-        XCTAssertEqual(m.drain(inputEmpty: false), .none)
+        XCTAssertEqual(m.drain(inputEmpty: false, outputPending: false), .none)
         guard case .closeWhenFlushed = m.bodyDropped(discard, .done) else { return XCTFail("not the next request") }
         XCTAssertFalse(m.takesNextRequest(inputEmpty: false, answersBacklogged: false))
     }
@@ -263,29 +263,38 @@ final class ClientConnectionStateTests: XCTestCase {
 
     func testShutdownClosesAnIdleConnectionAndLetsABusyOneFinish() {
         var idle = Machine()
-        XCTAssertEqual(idle.drain(inputEmpty: true), .close)
+        XCTAssertEqual(idle.drain(inputEmpty: true, outputPending: false), .close)
+        var writing = machine()
+        _ = writing.requestAnswered(draining: false)
+        XCTAssertEqual(writing.drain(inputEmpty: true, outputPending: true), .closeWhenFlushed, "its answer is written first")
         var partial = Machine()
-        XCTAssertEqual(partial.drain(inputEmpty: false), .closeWhenFlushed)
-        XCTAssertTrue(partial.closeAfterFlush)
+        XCTAssertEqual(partial.drain(inputEmpty: false, outputPending: false), .none)
+        XCTAssertFalse(partial.closeAfterFlush, "the request that has begun to arrive is read")
+        partial.requestBegins(keepAlive: true, isHEAD: false, speaks11: true, draining: false, now: 10)
+        XCTAssertFalse(partial.request.keepAlive, "and answered as the last, with Connection: close")
+        XCTAssertTrue(partial.isGoing)
         var busy = machine()
         busy.proxyingBegins(2)
-        XCTAssertEqual(busy.drain(inputEmpty: true), .none)
+        XCTAssertEqual(busy.drain(inputEmpty: true, outputPending: false), .none)
         XCTAssertFalse(busy.request.keepAlive, "but closes after this answer")
     }
 
-    func testOnlyAnAnsweredConnectionWaitingForNothingCountsAsIdleKeepAlive() {
-        XCTAssertFalse(Machine().isIdleKeepAlive(inputEmpty: true, outputPending: false), "never served: under its header timeout")
+    func testOnlyAConnectionWaitingForARequestOfWhichNothingCameIsIdle() {
+        XCTAssertTrue(Machine().isIdle(inputEmpty: true, outputPending: false), "a new connection that has sent nothing")
         var m = machine()
         m.proxyingBegins(7)
-        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: false), "an exchange in flight")
+        XCTAssertFalse(m.isIdle(inputEmpty: true, outputPending: false), "an exchange in flight")
         _ = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: false)
-        XCTAssertTrue(m.isIdleKeepAlive(inputEmpty: true, outputPending: false))
-        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: true), "its answer not yet written")
-        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: false, outputPending: false), "part of the next request read")
+        XCTAssertTrue(m.isIdle(inputEmpty: true, outputPending: false))
+        XCTAssertFalse(m.isIdle(inputEmpty: true, outputPending: true), "its answer not yet written")
+        XCTAssertFalse(m.isIdle(inputEmpty: false, outputPending: false), "part of the next request read")
         m.headStarted(now: 500)
-        XCTAssertFalse(m.isIdleKeepAlive(inputEmpty: true, outputPending: false), "the next request has begun")
+        XCTAssertFalse(m.isIdle(inputEmpty: true, outputPending: false), "the next request has begun")
         var closing = machine(keepAlive: false)
         _ = closing.requestAnswered(draining: false)
-        XCTAssertFalse(closing.isIdleKeepAlive(inputEmpty: true, outputPending: false), "already closing")
+        XCTAssertFalse(closing.isIdle(inputEmpty: true, outputPending: false), "already closing")
+        var asked = Machine()
+        _ = asked.drain(inputEmpty: true, outputPending: true)
+        XCTAssertFalse(asked.isIdle(inputEmpty: true, outputPending: false), "asked to go already")
     }
 }

@@ -267,7 +267,7 @@ final class HTTP2Tests: XCTestCase {
             H2Client.request("/api/v3/logged-1", headers: [("authorization", "Bearer \(token)")]),
             H2Client.request("/api/v3/logged-2"),
         ])
-        XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/logged-2 401") }, gw.log)
+        XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/logged-2 401") && gw.log.contains("/api/v3/logged-1 200") }, gw.log)
         let lines = gw.log.split(separator: "\n").filter { $0.contains("/api/v3/logged-") }
         XCTAssertEqual(lines.count, 2, gw.log)
         XCTAssertTrue(lines.allSatisfy { $0.contains("proto=HTTP/2") }, gw.log)

@@ -65,12 +65,14 @@ final class OperationsTests: XCTestCase {
     func testAtMaxConnectionsBusyConnectionsAreKeptAndAcceptingWaitsForOneToClose() throws {
         let gw = try GatewayHarness(settings: "max_connections = 3")
         var held: [RawClient] = []
-        for i in 0..<3 {
+        for _ in 0..<3 {
             let c = try gw.connect()
-            // Not idle: one has sent nothing yet, the others part of a head.
-            if i > 0 { try c.send("GET /healthz HTTP/1.1\r\n") }
+            try c.send("GET /healthz HTTP/1.1\r\n")  // not idle: part of a head has come
             held.append(c)
         }
+        XCTAssertTrue(waitUntil {
+            held.allSatisfy { KernelSocketView.unreadBytes(localPort: gw.port, remotePort: KernelSocketView.localPort(of: $0.fd)) == 0 }
+        }, "the gateway has read the three partial heads")
         let waiting = try gw.connect()  // the kernel accepts it into the backlog; the gateway does not
         waiting.setTimeout(1)
         try waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -103,6 +105,57 @@ final class OperationsTests: XCTestCase {
         }
         XCTAssertEqual(closed, 1, "an eighth of the idle connections, at least one, make room")
         XCTAssertTrue(waitUntil { gw.log.contains("max_connections (3) reached: 1 idle connections asked to go") }, gw.log)
+    }
+
+    func testAtMaxConnectionsConnectionsThatSentNothingMakeRoomToo() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 2")
+        let silent = try (0..<2).map { _ in try gw.connect() }
+        let newcomer = try gw.connect()
+        newcomer.setTimeout(5)
+        try newcomer.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try newcomer.readResponse().status, 200, "silent connections do not hold the gateway's slots")
+        for c in silent { c.setTimeout(0.5) }
+        XCTAssertEqual(silent.filter { $0.peerClosed() }.count, 1)
+    }
+
+    func testAtMaxConnectionsAClientWaitsOnlyUntilABusyConnectionTurnsIdle() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 1")
+        let busy = try gw.connect()
+        try busy.send("GET /open/slow?delay_ms=800 HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(waitUntil { KernelSocketView.establishedConnections(toPort: gw.upstreamPort) >= 1 }, "the request is upstream")
+        let newcomer = try gw.connect()
+        try newcomer.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        busy.setTimeout(5)
+        XCTAssertEqual(try busy.readResponse().status, 200, "the busy connection was left to finish")
+        let idleAt = Date()
+        newcomer.setTimeout(5)
+        XCTAssertEqual(try newcomer.readResponse().status, 200, "served once the busy connection turned idle")
+        XCTAssertLessThan(Date().timeIntervalSince(idleAt), 3, "within a sweep or two, not at the idle timeout")
+    }
+
+    func testAReloadBelowTheOpenConnectionsAnswersARequestThatHadBegunThenCloses() throws {
+        let gw = try GatewayHarness()
+        let started = try (0..<2).map { _ in try gw.connect() }
+        for c in started { try c.send("GET /healthz HTTP/1.1\r\n") }
+        XCTAssertTrue(waitUntil {
+            started.allSatisfy { KernelSocketView.unreadBytes(localPort: gw.port, remotePort: KernelSocketView.localPort(of: $0.fd)) == 0 }
+        }, "the gateway has read both partial heads")
+        let text = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "[server]\n", with: "[server]\nmax_connections = 1\n").write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try GatewayBinary.run(["reload", "--config", gw.configPath]).status, 0)
+        XCTAssertTrue(waitUntil { gw.log.contains("1 more asked to go") }, gw.log)
+        var closing = 0
+        for c in started {
+            c.setTimeout(5)
+            try c.send("Host: x\r\n\r\n")
+            let r = try c.readResponse()
+            XCTAssertEqual(r.status, 200, "the request that had begun is answered")
+            if r.header("Connection") == "close" {
+                closing += 1
+                XCTAssertTrue(c.peerClosed(), "then the connection closes")
+            }
+        }
+        XCTAssertEqual(closing, 1, "one of the two was asked to go")
     }
 
     func testASecondGatewayOnTheSameAddressRefusesToStart() throws {

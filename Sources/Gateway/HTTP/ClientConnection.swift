@@ -23,6 +23,8 @@ final class ClientConnection {
     /// The snapshot the current request started with.
     var snapshot: GatewayState
     var deadline: UInt64 = 0
+    /// When the connection last began to wait for a request (accepted, or answered).
+    var idleSince: UInt64 = 0
     /// Time of this connection's entry in the loop's timer heap (0: none).
     var timerAt: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).
@@ -312,7 +314,7 @@ final class ClientConnection {
 
     /// Shutdown: an idle connection closes now, a busy one after its current answer.
     func drain() {
-        if machine.drain(inputEmpty: input?.isEmpty ?? true) == .close { close() }
+        if machine.drain(inputEmpty: input?.isEmpty ?? true, outputPending: outputPending) == .close { close() }
     }
 
     // MARK: interest, deadlines, closing

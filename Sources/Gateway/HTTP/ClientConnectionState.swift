@@ -38,6 +38,9 @@ struct ClientConnectionState<Upstream> {
     var request = RequestState()
     /// Close once the output is flushed (no keep-alive, draining, an answer that ends it).
     private(set) var closeAfterFlush = false
+    /// The connection was asked to go (shutdown, or shed at `max_connections`): the request it
+    /// is reading or serving is its last, answered with `Connection: close`.
+    private(set) var lastRequest = false
     /// The client closed its side (read returned 0).
     private(set) var peerClosed = false
     /// Requests served; the first waits under the header timeout, later ones the idle timeout.
@@ -76,7 +79,7 @@ struct ClientConnectionState<Upstream> {
     mutating func requestBegins(keepAlive: Bool, isHEAD: Bool, speaks11: Bool, draining: Bool, now: UInt64) {
         served += 1
         let carried = request
-        request = RequestState(keepAlive: keepAlive && !draining, isHEAD: isHEAD, speaks11: speaks11)
+        request = RequestState(keepAlive: keepAlive && !draining && !lastRequest, isHEAD: isHEAD, speaks11: speaks11)
         request.start = carried.start == 0 ? now : carried.start
         request.sentContinue = carried.sentContinue
     }
@@ -345,25 +348,31 @@ struct ClientConnectionState<Upstream> {
 
     enum DrainAction { case close, closeWhenFlushed, none }
 
-    /// Shutdown: an idle connection closes now, a busy one after its current answer.
-    mutating func drain(inputEmpty: Bool) -> DrainAction {
+    /// Asked to go (shutdown, or shed): an idle connection closes now, or once its answer is
+    /// written; a busy one after its current answer; one whose next request has begun to
+    /// arrive answers it (with `Connection: close`) first.
+    mutating func drain(inputEmpty: Bool, outputPending: Bool) -> DrainAction {
         request.keepAlive = false
+        lastRequest = true
         if case .discardingBody = state {
             // The answer is given: once the body is dropped, nothing more is read.
             closeAfterFlush = true
             return .none
         }
-        guard isAwaitingHead else { return .none }
-        if inputEmpty { return .close }
+        guard isAwaitingHead, inputEmpty else { return .none }
+        if !outputPending { return .close }
         closeAfterFlush = true
         return .closeWhenFlushed
     }
 
-    /// A keep-alive connection between requests: it has been answered, nothing of a next request
-    /// has come, and nothing waits to be written. Such a connection may be closed to make room
-    /// for a new one at `max_connections` (a client reopens it at no loss).
-    func isIdleKeepAlive(inputEmpty: Bool, outputPending: Bool) -> Bool {
-        isAwaitingHead && served > 0 && request.start == 0 && inputEmpty && !outputPending && !closeAfterFlush && !peerClosed
+    /// Asked to go already (its last request, or closing once flushed).
+    var isGoing: Bool { lastRequest || closeAfterFlush }
+
+    /// Waiting for a request of which nothing has come (the first, or the next on a keep-alive
+    /// connection), with nothing left to write. Such a connection may be closed to make room
+    /// for a new one at `max_connections` (its client loses nothing).
+    func isIdle(inputEmpty: Bool, outputPending: Bool) -> Bool {
+        isAwaitingHead && request.start == 0 && inputEmpty && !outputPending && !isGoing && !peerClosed
     }
 
     /// A request that will not be kept alive (the worker drains): close after its answer.

@@ -21,6 +21,7 @@ extension ClientConnection {
     }
 
     func armIdleDeadline() {
+        idleSince = worker.loop.now
         setDeadline(worker.loop.now + milliseconds(machine.nextRequestTimeout), keepIfEarlier: false)
     }
 

@@ -58,6 +58,7 @@ final class HTTP2Connection {
         self.snapshot = snapshot
         self.input = input
         resetBudgetAt = worker.loop.now
+        idleSince = worker.loop.now
         let server = snapshot.config.server
         maxHeldBytes = Int(min(server.http2MaxConnectionBuffer, Int64(Int32.max)))
         let settings = HTTP2SessionSettings(maxConcurrentStreams: UInt32(server.http2MaxConcurrentStreams),
@@ -310,6 +311,7 @@ final class HTTP2Connection {
     /// first request) to open one.
     private func armIdleDeadlineIfIdle() {
         guard streams.isEmpty else { return }
+        idleSince = worker.loop.now
         let ms = sawStream ? config.server.idleTimeoutMs : config.server.headerTimeoutMs
         setDeadline(worker.loop.now + UInt64(ms))
     }
@@ -350,8 +352,12 @@ final class HTTP2Connection {
 
     // MARK: drain, close
 
-    /// Between streams, after at least one: GOAWAY costs its client nothing but a new connection.
-    var isIdle: Bool { streams.isEmpty && sawStream && !draining && !isClosed }
+    /// No stream open and nothing left to write: GOAWAY costs its client nothing but a new
+    /// connection.
+    var isIdle: Bool { streams.isEmpty && !outputPending && !draining && !isClosed }
+
+    /// When the last stream closed (or the connection began).
+    private(set) var idleSince: UInt64 = 0
 
     /// Told to go (GOAWAY sent), or closed.
     var isGoing: Bool { draining || isClosed }

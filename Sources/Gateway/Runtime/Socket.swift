@@ -24,6 +24,12 @@ struct Socket {
         return r
     }
 
+    /// Bytes have arrived that were not read yet (a peek; false on any error).
+    func hasUnreadBytes() -> Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+    }
+
     /// Reads once into `count` bytes at `p`.
     @inline(__always)
     func read(_ p: UnsafeMutableRawPointer, _ count: Int) throws(SystemError) -> IOResult {

@@ -143,8 +143,10 @@ final class Worker {
         for p in pools { p.sweep(now: loop.now) }
         endStreamsOfExpiredTokens()
         // Accepting paused for want of descriptors resumes on a closing connection, or here: a
-        // worker with nothing to close would otherwise never accept again.
-        if acceptPaused && !draining && connectionCount < state.config.server.maxConnections { resumeAccepting() }
+        // worker with nothing to close would otherwise never accept again. Paused at the limit,
+        // it resumes here too: a client still waiting then finds the connections that have gone
+        // idle since (the listener is level-triggered: it reports the waiting client at once).
+        if acceptPaused && !draining { resumeAccepting() }
         if connectionsShed > 0 {
             logEvent("max_connections (\(state.config.server.maxConnections)) reached: \(connectionsShed) idle connections asked to go to make room")
             connectionsShed = 0
@@ -268,7 +270,7 @@ final class Worker {
 
     func connectionClosed() {
         connectionCount -= 1
-        if !draining { resumeAccepting() }
+        if !draining && connectionCount < state.config.server.maxConnections { resumeAccepting() }
         if draining && connectionCount == 0 { stopped = true }
     }
 
