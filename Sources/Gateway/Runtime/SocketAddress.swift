@@ -105,18 +105,31 @@ struct PeerAddress {
     /// Appends the address's text form (as in X-Forwarded-For); false (nothing written) when it
     /// does not fit.
     func append(to buffer: inout ByteBuffer) -> Bool {
+        guard isV6 else { return appendIPv4(to: &buffer) }
         var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
         var raw = (high, low)
         return withUnsafeMutableBytes(of: &text) { out in
             withUnsafeBytes(of: &raw) { addr -> Bool in
                 let p = out.baseAddress!.assumingMemoryBound(to: CChar.self)
-                if isV6 {
-                    _ = inet_ntop(AF_INET6, addr.baseAddress!, p, 48)
-                } else {
-                    _ = inet_ntop(AF_INET, addr.baseAddress! + 8, p, 48)
-                }
+                _ = inet_ntop(AF_INET6, addr.baseAddress!, p, 48)
                 return buffer.append(UnsafeRawBufferPointer(start: out.baseAddress, count: strlen(p)))
             }
+        }
+    }
+
+    /// Dotted decimal, written digit by digit (inet_ntop formats through printf, on every
+    /// proxied request).
+    private func appendIPv4(to buffer: inout ByteBuffer) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: 16, alignment: 1) { scratch in
+            var text = ByteBuffer(base: scratch.baseAddress!, capacity: 16)
+            for i in 0..<4 {
+                if i > 0 { text.appendWithinRoom(".") }
+                let octet = Int((low >> (8 * UInt64(i))) & 0xFF)
+                if octet >= 100 { _ = text.append(byte: UInt8(48 + octet / 100)) }
+                if octet >= 10 { _ = text.append(byte: UInt8(48 + octet / 10 % 10)) }
+                _ = text.append(byte: UInt8(48 + octet % 10))
+            }
+            return buffer.append(text.readable)
         }
     }
 
