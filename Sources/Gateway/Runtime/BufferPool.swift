@@ -4,14 +4,19 @@ import Synchronization
 /// to hold and gives it back when it goes idle, so an idle keep-alive connection holds no buffer at
 /// all. A buffer that must hold a whole head larger than a small buffer (up to
 /// `limits.header_bytes`) is enlarged, once, to the large size; so a client that stops reading
-/// holds a few small buffers, not large ones. The free lists keep at most `maxFree` buffers of
-/// each size, the rest goes back to the allocator as connections close. Owned by one loop thread.
+/// holds a few small buffers, not large ones. The small free list keeps what the busiest recent
+/// second had in use (at least `maxFree`), so buffers go round without the allocator under load
+/// (HTTP/2 streams in flight hold several each); `trim`, once a second, gives back what a quieter
+/// second no longer needed. Owned by one loop thread.
 final class BufferPool {
     let bufferSize: Int
     let largeSize: Int
     private var free: [UnsafeMutableRawPointer] = []
     private var freeLarge: [UnsafeMutableRawPointer] = []
     private let maxFree: Int
+    /// The most small buffers the free list keeps now, and the most in use since the last trim.
+    private var freeLimit: Int
+    private var peakOutstanding = 0
     private(set) var outstanding = 0
     private(set) var outstandingLarge = 0
     /// `bytesInUse` and `bytesPooled`, published for the admin socket's `status` (read from
@@ -23,6 +28,7 @@ final class BufferPool {
         self.bufferSize = bufferSize
         self.largeSize = largeSize
         self.maxFree = maxFree
+        freeLimit = maxFree
     }
 
     deinit {
@@ -33,6 +39,7 @@ final class BufferPool {
     @inline(__always)
     func take() -> ByteBuffer {
         outstanding += 1
+        if outstanding > peakOutstanding { peakOutstanding = outstanding }
         let base = free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
         publish()
         return ByteBuffer(base: base, capacity: bufferSize)
@@ -74,8 +81,17 @@ final class BufferPool {
             if freeLarge.count < maxFree / 8 { freeLarge.append(buffer.base) } else { buffer.base.deallocate() }
         } else {
             outstanding -= 1
-            if free.count < maxFree { free.append(buffer.base) } else { buffer.base.deallocate() }
+            if free.count < freeLimit { free.append(buffer.base) } else { buffer.base.deallocate() }
         }
+        publish()
+    }
+
+    /// Once a second: the free list keeps at most what the last second had in use at its
+    /// busiest (at least `maxFree`); the rest goes back to the allocator.
+    func trim() {
+        freeLimit = max(maxFree, peakOutstanding)
+        peakOutstanding = outstanding
+        while free.count > freeLimit { free.removeLast().deallocate() }
         publish()
     }
 }

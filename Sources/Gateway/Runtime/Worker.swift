@@ -141,6 +141,7 @@ final class Worker {
     private func sweep() {
         lastSweep = loop.now
         for p in pools { p.sweep(now: loop.now) }
+        buffers.trim()
         endStreamsOfExpiredTokens()
         // Accepting paused for want of descriptors resumes on a closing connection, or here: a
         // worker with nothing to close would otherwise never accept again. Paused at the limit,
