@@ -200,6 +200,38 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertTrue(r.stdout.contains(#""user":"carol""#), r.stdout)
     }
 
+    func testCurlNegotiatesH2OverHTTPSByALPN() throws {
+        gw = try GatewayHarness(tls: true)
+        let r = try GatewayBinary.runProgram(URL(fileURLWithPath: "/usr/bin/curl"), [
+            "-s", "--http2", "--cacert", gw.certPath, "--resolve", "localhost:\(gw.tlsPort):127.0.0.1",
+            "-H", "Authorization: Bearer \(gw.token(sub: "dave"))", "-w", "\n%{http_version} %{http_code}",
+            "https://localhost:\(gw.tlsPort)/api/v3/from-curl",
+        ])
+        XCTAssertTrue(r.stdout.hasSuffix("\n2 200"), r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains(#""user":"dave""#), r.stdout)
+    }
+
+    func testHttpxLogsInAndCallsTheAPIOverHTTP2WithTLS() throws {
+        let password = "pw-httpx-\(UUID().uuidString.prefix(8))"
+        gw = try GatewayHarness(password: password, tls: true)
+        // python's httpx with http2=True (Debian's python3-httpx and python3-h2), verifying the
+        // gateway's certificate: the login API, then the API with the token it gave.
+        let script = """
+            import json, sys, httpx
+            port, cert, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+            with httpx.Client(http2=True, verify=cert, base_url="https://localhost:%d" % port) as c:
+                login = c.post("/api/login", json={"username": "admin", "password": password})
+                token = login.json()["access_token"]
+                api = c.get("/api/v3/from-httpx", headers={"Authorization": "Bearer " + token})
+                bad = c.get("/api/v3/from-httpx", headers={"Authorization": "Bearer x"})
+                print(json.dumps([login.http_version, login.status_code, api.http_version, api.status_code,
+                                  api.json().get("user"), bad.status_code]))
+            """
+        let r = try GatewayBinary.runProgram(H2Client.python, ["-c", script, "\(gw.tlsPort)", gw.certPath, password])
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), #"["HTTP/2", 200, "HTTP/2", 200, "admin", 401]"#,
+                       r.stdout + r.stderr)
+    }
+
     func testAStreamingAnswerEndsWhenItsTokenExpires() throws {
         gw = try GatewayHarness()
         let now = Int64(Date().timeIntervalSince1970)

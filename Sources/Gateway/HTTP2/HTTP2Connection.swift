@@ -39,7 +39,7 @@ final class HTTP2Connection {
     /// Time of this connection's entry in the loop's timer heap (0: none).
     var timerAt: UInt64 = 0
     /// A stream has been opened: from now on the idle timeout applies, not the header timeout.
-    private var sawStream = false
+    private(set) var sawStream = false
     private var lastTicket: UInt64 = 0
 
     /// A ticket for a stream's work on the blocking pool (a result with another is stale).
@@ -141,6 +141,7 @@ final class HTTP2Connection {
             // A connection error: nghttp2 queued its GOAWAY; it goes out, then the connection ends.
             for s in streams.values { s.connectionEnds("protocol_error") }
             streams.removeAll()
+            lastStream = nil
             send()
             if !isClosed { transport.shutdownWrite(socket); close() }
             return
@@ -218,24 +219,36 @@ final class HTTP2Connection {
     func streamBegins(_ id: Int32) {
         sawStream = true
         snapshot = worker.state
-        streams[id] = HTTP2Stream(id: id, connection: self)
+        let s = HTTP2Stream(id: id, connection: self)
+        streams[id] = s
+        lastStream = s
+    }
+
+    /// The stream the session last spoke of: its callbacks come in runs for one stream (a header
+    /// block, its DATA), so most find it here without a lookup.
+    private var lastStream: HTTP2Stream?
+
+    private func stream(_ id: Int32) -> HTTP2Stream? {
+        if let s = lastStream, s.id == id { return s }
+        lastStream = streams[id]
+        return lastStream
     }
 
     func streamHeader(_ id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        streams[id]?.header(name: name, value: value)
+        stream(id)?.header(name: name, value: value)
     }
 
     func streamHeadersEnded(_ id: Int32, endStream: Bool) {
-        streams[id]?.headersEnded(endStream: endStream)
+        stream(id)?.headersEnded(endStream: endStream)
     }
 
     func streamData(_ id: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let s = streams[id] else { session.consume(id, bytes.count); return }
+        guard let s = stream(id) else { session.consume(id, bytes.count); return }
         s.data(bytes)
     }
 
     func streamRequestEnded(_ id: Int32) {
-        streams[id]?.requestEnded()
+        stream(id)?.requestEnded()
     }
 
     /// The client reset a stream. Resets cost from a budget (a burst of `resetBurst`, refilled
@@ -261,6 +274,7 @@ final class HTTP2Connection {
 
     func streamClosed(_ id: Int32, errorCode: UInt32) {
         guard let s = streams.removeValue(forKey: id) else { return }
+        if lastStream === s { lastStream = nil }
         s.closed(errorCode: errorCode)
         armIdleDeadlineIfIdle()
         if draining && streams.isEmpty { session.goAway() }
@@ -269,7 +283,7 @@ final class HTTP2Connection {
     /// The session asks for more of a stream's answer body: bytes copied, and whether it ended
     /// there; (-1, false) when none is ready yet.
     func streamAnswerBody(_ id: Int32, into buf: UnsafeMutableRawBufferPointer) -> (Int, Bool) {
-        guard let s = streams[id] else { return (0, true) }
+        guard let s = stream(id) else { return (0, true) }
         return s.readAnswer(into: buf)
     }
 
@@ -297,59 +311,6 @@ final class HTTP2Connection {
 
     private var bufferWaiters: [HTTP2Stream] = []
 
-    // MARK: deadlines
-
-    func setDeadline(_ time: UInt64) {
-        deadline = time
-        if timerAt == 0 || time < timerAt {
-            timerAt = time
-            worker.loop.schedule(at: time, slot: socket.slot, generation: generation)
-        }
-    }
-
-    /// With no stream open, the connection has `idle_timeout` (or `header_timeout` before its
-    /// first request) to open one.
-    private func armIdleDeadlineIfIdle() {
-        guard streams.isEmpty else { return }
-        idleSince = worker.loop.now
-        let ms = sawStream ? config.server.idleTimeoutMs : config.server.headerTimeoutMs
-        setDeadline(worker.loop.now + UInt64(ms))
-    }
-
-    /// The connection's timer entry came due: streams past their deadline are dealt with, and an
-    /// idle connection past its own goes away.
-    func timerFired(now: UInt64) {
-        timerAt = 0
-        guard !isClosed else { return }
-        var next = UInt64.max
-        if streams.isEmpty {
-            if now >= deadline {
-                session.goAway()
-                send()
-                close()
-                return
-            }
-            next = deadline
-        }
-        for s in Array(streams.values) {
-            if s.deadline != 0 && s.deadline <= now { s.timerFired() }
-            if s.deadline != 0 { next = min(next, s.deadline) }
-        }
-        if !isClosed && next != .max {
-            timerAt = next
-            worker.loop.schedule(at: next, slot: socket.slot, generation: generation)
-        }
-        afterEvent()
-    }
-
-    /// A stream's deadline moved: the connection's timer fires by then.
-    func streamDeadlineSet(_ time: UInt64) {
-        if timerAt == 0 || time < timerAt {
-            timerAt = time
-            worker.loop.schedule(at: time, slot: socket.slot, generation: generation)
-        }
-    }
-
     // MARK: drain, close
 
     /// No stream open and nothing left to write: GOAWAY costs its client nothing but a new
@@ -357,7 +318,7 @@ final class HTTP2Connection {
     var isIdle: Bool { streams.isEmpty && !outputPending && !draining && !isClosed }
 
     /// When the last stream closed (or the connection began).
-    private(set) var idleSince: UInt64 = 0
+    var idleSince: UInt64 = 0
 
     /// Told to go (GOAWAY sent), or closed.
     var isGoing: Bool { draining || isClosed }
@@ -374,6 +335,7 @@ final class HTTP2Connection {
     func abort(_ why: StaticString) {
         for s in streams.values { s.connectionEnds(why) }
         streams.removeAll()
+        lastStream = nil
         close()
     }
 
@@ -382,6 +344,7 @@ final class HTTP2Connection {
         isClosed = true
         for s in streams.values { s.connectionEnds("client_closed") }
         streams.removeAll()
+        lastStream = nil
         drained.removeAll()
         bufferWaiters.removeAll()
         if let b = input { worker.buffers.release(b); input = nil }
