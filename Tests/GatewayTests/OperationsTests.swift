@@ -107,6 +107,34 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(waitUntil { gw.log.contains("max_connections (3) reached: 1 idle connections asked to go") }, gw.log)
     }
 
+    func testAtMaxConnectionsEachNewcomerTakesTheRoomOfOneIdleConnectionOldestFirst() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 4")
+        var old: [RawClient] = []
+        for _ in 0..<4 {
+            let c = try gw.connect()
+            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200)
+            old.append(c)
+        }
+        // The last of the four is used again: it has waited least.
+        try old[3].send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try old[3].readResponse().status, 200)
+        var newcomers: [RawClient] = []
+        for _ in 0..<3 {
+            let c = try gw.connect()
+            c.setTimeout(5)
+            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().status, 200, "each newcomer is served")
+            newcomers.append(c)
+        }
+        for c in old[0..<3] {
+            c.setTimeout(5)
+            XCTAssertTrue(c.peerClosed(), "the three that waited longest made room")
+        }
+        try old[3].send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try old[3].readResponse().status, 200, "the one used last stays")
+    }
+
     func testAtMaxConnectionsConnectionsThatSentNothingMakeRoomToo() throws {
         let gw = try GatewayHarness(settings: "max_connections = 2")
         let silent = try (0..<2).map { _ in try gw.connect() }

@@ -22,6 +22,7 @@ extension ClientConnection {
 
     func armIdleDeadline() {
         idleSince = worker.loop.now
+        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
         setDeadline(worker.loop.now + milliseconds(machine.nextRequestTimeout), keepIfEarlier: false)
     }
 

@@ -67,6 +67,7 @@ final class HTTP2Connection {
         guard let s = HTTP2Session(owner: self, settings: settings) else { return nil }
         session = s
         setDeadline(worker.loop.now + UInt64(server.headerTimeoutMs))
+        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
     }
 
     var config: GatewayConfig { snapshot.config }

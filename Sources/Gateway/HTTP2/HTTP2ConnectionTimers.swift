@@ -15,6 +15,7 @@ extension HTTP2Connection {
     func armIdleDeadlineIfIdle() {
         guard streams.isEmpty else { return }
         idleSince = worker.loop.now
+        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
         let ms = sawStream ? config.server.idleTimeoutMs : config.server.headerTimeoutMs
         setDeadline(worker.loop.now + UInt64(ms))
     }

@@ -1,10 +1,11 @@
-/// Room for new clients at `server.max_connections`, made as nginx makes it: connections that sit
-/// idle waiting for a request (a keep-alive between requests, or a new one that has sent
-/// nothing) are asked to go, the longest idle first. An HTTP/1.1 connection is closed (its client
-/// loses nothing); an HTTP/2 connection is sent GOAWAY with the last stream id it took, and
-/// closes once that is written. A connection whose next request is already in the kernel's queue
-/// is passed over. Connections with work in flight are left alone; accepting then waits for a
-/// close, or for the next sweep to find one idle.
+/// Room for new clients at `server.max_connections`, made as nginx makes it: for each client
+/// waiting to connect, the connection that has waited longest for a request (a keep-alive between
+/// requests, or a new one that has sent nothing) is asked to go, found at the front of the
+/// worker's `IdleQueue`. An HTTP/1.1 connection is closed (its client loses nothing); an HTTP/2
+/// connection is sent GOAWAY with the last stream id it took, and closes once that is written. A
+/// connection whose next request is already in the kernel's queue is passed over, one still
+/// writing its last answer waits its turn again. Connections with work in flight are left alone;
+/// accepting then waits for a close, or for the next sweep.
 ///
 /// A reload that lowers `max_connections` below what is open asks the excess to go: idle ones
 /// first, then busy ones once they have finished what they are doing (HTTP/2: GOAWAY, open
@@ -30,11 +31,60 @@ extension Worker {
         }
     }
 
-    /// Called with accepting paused at the limit and a client waiting: an eighth of the idle
-    /// connections (at least one, at most 32) go.
+    private enum Standing {
+        case idle(Open)
+        /// Idle but for its last answer still being written: it may go once that is out.
+        case writing
+        /// Closed, or no longer waiting since this entry (a newer one stands for it).
+        case stale
+    }
+
+    /// A client connection began to wait for a request at `since` (its `idleSince`).
+    func connectionWaits(slot: Int32, generation: UInt32, since: UInt64) {
+        idleQueue.append(.init(slot: slot, generation: generation, since: since))
+        idleQueue.compact(over: 2 * connectionCount + 64) { if case .stale = standing(of: $0) { false } else { true } }
+    }
+
+    private func standing(of e: IdleQueue.Entry) -> Standing {
+        switch loop.handler(e.slot, generation: e.generation) {
+        case let .client(c)? where c.idleSince == e.since:
+            let inputEmpty = (c.input?.isEmpty ?? true) && !c.transport.hasBufferedInput
+            guard c.machine.isIdle(inputEmpty: inputEmpty, outputPending: false) else { return .stale }
+            return c.outputPending ? .writing : .idle(.http1(c))
+        case let .http2(h)? where h.idleSince == e.since:
+            guard h.streams.isEmpty && !h.isGoing else { return .stale }
+            return h.isIdle ? .idle(.http2(h)) : .writing
+        default:
+            return .stale
+        }
+    }
+
+    /// Takes the connection idle longest from the queue and asks it to go; false when none was
+    /// found among the first `budget` entries (the rest wait for the next call).
+    private func askLongestIdleToGo(budget: Int) -> Bool {
+        var writing: [IdleQueue.Entry] = []
+        defer { for e in writing { idleQueue.append(e) } }
+        var looked = 0
+        while looked < budget, let e = idleQueue.popFirst() {
+            looked += 1
+            switch standing(of: e) {
+            case .stale:
+                continue
+            case .writing:
+                writing.append(e)
+            case let .idle(c):
+                // Its next request is arriving: it will be answered, and wait again.
+                if c.hasUnreadBytes { continue }
+                c.askToGo()
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Called with accepting paused at the limit and a client waiting: one idle connection goes.
     func makeRoomForNewConnections() {
-        let idle = idleConnections()
-        connectionsShed += askToGo(idle, max(1, min(32, idle.count / 8)))
+        if askLongestIdleToGo(budget: 64) { connectionsShed += 1 }
     }
 
     /// After a reload: connections beyond a lowered `max_connections` (and not going already)
@@ -44,7 +94,8 @@ extension Worker {
         let going = h1.count { $0.machine.isGoing } + h2.count { $0.isGoing }
         let open = connectionCount, excess = open - going - state.config.server.maxConnections
         guard excess > 0 else { return }
-        var asked = askToGo(idleConnections(), excess)
+        var asked = 0
+        while asked < excess && askLongestIdleToGo(budget: idleQueue.count) { asked += 1 }
         for c in h1 where asked < excess && !c.machine.isClosed && !c.machine.isGoing {
             if case .tunnel = c.machine.state { continue }
             c.drain()
@@ -55,30 +106,5 @@ extension Worker {
             asked += 1
         }
         logEvent("reload: max_connections \(state.config.server.maxConnections) is below the \(open) open; \(asked) more asked to go")
-    }
-
-    /// Idle connections, the longest idle first.
-    private func idleConnections() -> [Open] {
-        var idle: [(since: UInt64, connection: Open)] = []
-        for c in loop.clientConnections()
-        where c.machine.isIdle(inputEmpty: (c.input?.isEmpty ?? true) && !c.transport.hasBufferedInput, outputPending: c.outputPending) {
-            idle.append((c.idleSince, .http1(c)))
-        }
-        for h in loop.http2Connections() where h.isIdle {
-            idle.append((h.idleSince, .http2(h)))
-        }
-        idle.sort { $0.since < $1.since }
-        return idle.map(\.connection)
-    }
-
-    /// Asks up to `count` of `connections` to go, in order, passing over those whose next
-    /// request has arrived unread; how many were asked.
-    private func askToGo(_ connections: [Open], _ count: Int) -> Int {
-        var asked = 0
-        for c in connections where asked < count && !c.hasUnreadBytes {
-            c.askToGo()
-            asked += 1
-        }
-        return asked
     }
 }

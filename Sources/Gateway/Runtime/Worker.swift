@@ -31,6 +31,8 @@ final class Worker {
     private var acceptPaused = false
     /// Idle connections asked to go at `max_connections` since the last sweep (logged there).
     var connectionsShed = 0
+    /// Client connections in the order they began to wait for a request (ConnectionShedding).
+    var idleQueue = IdleQueue()
     private(set) var draining = false
     private var drainDeadline: UInt64 = 0
     private var stopped = false
