@@ -13,7 +13,8 @@ import Glibc
 final class HTTP2Connection {
     let socket: Socket
     let generation: UInt32
-    unowned let worker: Worker
+    /// The loop's worker, which outlives every connection on it.
+    unowned(unsafe) let worker: Worker
     let peer: PeerAddress
     let transport: Transport
     private(set) var session: HTTP2Session!

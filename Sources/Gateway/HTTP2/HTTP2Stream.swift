@@ -47,13 +47,15 @@ final class HTTP2Stream {
     init(id: Int32, connection: HTTP2Connection) {
         self.id = id
         self.connection = connection
+        worker = connection.worker
         start = connection.worker.loop.now
         snapshot = connection.worker.state
         head = HTTP2RequestHead(limit: snapshot.httpLimits.headerBytes, pool: connection.worker.buffers)
         setDeadline(UInt64(snapshot.config.server.headerTimeoutMs))
     }
 
-    var worker: Worker { connection.worker }
+    /// The loop's worker, which outlives every connection and stream on it.
+    unowned(unsafe) let worker: Worker
     var session: HTTP2Session { connection.session }
 
     // MARK: the request
