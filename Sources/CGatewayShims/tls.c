@@ -153,6 +153,11 @@ int gw_tls_has_buffered_input(SSL *ssl) {
     return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
 }
 
+int gw_tls_is_quiet(SSL *ssl) {
+    if (BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0 || SSL_has_pending(ssl)) return 0;
+    return SSL_in_before(ssl) || SSL_is_init_finished(ssl);
+}
+
 void gw_tls_shutdown(SSL *ssl) {
     ERR_clear_error();
     if (SSL_is_init_finished(ssl)) (void)SSL_shutdown(ssl);

@@ -84,55 +84,46 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try waiting.readResponse().status, 200, "served once a slot is free")
     }
 
-    func testAtMaxConnectionsAnIdleKeepAliveConnectionMakesRoomAndTheOthersStay() throws {
-        let gw = try GatewayHarness(settings: "max_connections = 3")
-        var held: [RawClient] = []
-        for _ in 0..<3 {
-            let c = try gw.connect()
-            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            XCTAssertEqual(try c.readResponse().status, 200)
-            held.append(c)
-        }
-        let newcomer = try gw.connect()
-        newcomer.setTimeout(5)
-        try newcomer.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try newcomer.readResponse().status, 200, "served at once: an idle connection made room")
-        // One of the three (the one idle longest; they may tie to the millisecond) was closed.
-        var closed = 0
-        for c in held {
-            if (try? c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) != nil, (try? c.readResponse().status) == 200 { continue }
-            closed += 1
-        }
-        XCTAssertEqual(closed, 1, "an eighth of the idle connections, at least one, make room")
-        XCTAssertTrue(waitUntil { gw.log.contains("max_connections (3) reached: 1 idle connections asked to go") }, gw.log)
+    /// A health check on `c`, kept alive: its status.
+    private func healthCheck(_ c: RawClient) throws -> Int {
+        try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        return try c.readResponse().status
     }
 
     func testAtMaxConnectionsEachNewcomerTakesTheRoomOfOneIdleConnectionOldestFirst() throws {
         let gw = try GatewayHarness(settings: "max_connections = 4")
-        var old: [RawClient] = []
-        for _ in 0..<4 {
-            let c = try gw.connect()
-            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            XCTAssertEqual(try c.readResponse().status, 200)
-            old.append(c)
-        }
-        // The last of the four is used again: it has waited least.
-        try old[3].send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try old[3].readResponse().status, 200)
-        var newcomers: [RawClient] = []
+        let old = try (0..<4).map { _ in try gw.connect() }
+        for c in old { XCTAssertEqual(try healthCheck(c), 200) }
+        XCTAssertEqual(try healthCheck(old[3]), 200, "the last of the four is used again: it has waited least")
+        var newcomers: [RawClient] = []  // held open: each keeps its room
         for _ in 0..<3 {
-            let c = try gw.connect()
-            c.setTimeout(5)
-            try c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            XCTAssertEqual(try c.readResponse().status, 200, "each newcomer is served")
-            newcomers.append(c)
+            let newcomer = try gw.connect()
+            newcomer.setTimeout(5)
+            XCTAssertEqual(try healthCheck(newcomer), 200, "each newcomer is served at once")
+            newcomers.append(newcomer)
         }
         for c in old[0..<3] {
             c.setTimeout(5)
             XCTAssertTrue(c.peerClosed(), "the three that waited longest made room")
         }
-        try old[3].send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try old[3].readResponse().status, 200, "the one used last stays")
+        XCTAssertEqual(try healthCheck(old[3]), 200, "the one used last stays: \(gw.log)")
+        XCTAssertTrue(waitUntil { gw.log.contains("max_connections (4) reached: ") }, gw.log)
+    }
+
+    func testAtMaxConnectionsATLSClientInTheMiddleOfItsHandshakeKeepsItsRoom() throws {
+        let gw = try GatewayHarness(settings: "max_connections = 1", tls: true)
+        let partial = try RawClient(port: gw.tlsPort)  // TCP only: the first bytes of a ClientHello
+        try partial.send([0x16, 0x03, 0x01, 0x00, 0xC8, 0x01, 0x00, 0x00, 0xC4, 0x03, 0x03])
+        XCTAssertTrue(waitUntil {
+            KernelSocketView.unreadBytes(localPort: gw.tlsPort, remotePort: KernelSocketView.localPort(of: partial.fd)) == 0
+        }, "the gateway has read them")
+        let waiting = try gw.connect()
+        waiting.setTimeout(1)
+        try waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertThrowsError(try waiting.readResponse(), "not served: a handshake under way is not cut for it")
+        partial.close()
+        waiting.setTimeout(5)
+        XCTAssertEqual(try waiting.readResponse().status, 200, "served once that connection has gone")
     }
 
     func testAtMaxConnectionsConnectionsThatSentNothingMakeRoomToo() throws {
@@ -184,6 +175,28 @@ final class OperationsTests: XCTestCase {
             }
         }
         XCTAssertEqual(closing, 1, "one of the two was asked to go")
+    }
+
+    func testAConnectionThatTurnsHTTP2WhileTheGatewayDrainsIsSentGoaway() throws {
+        let gw = try GatewayHarness(settings: "shutdown_timeout = \"20s\"")
+        let c = try gw.connect()
+        try c.send("PRI * HTTP/2.0\r\n")  // part of the preface
+        XCTAssertTrue(waitUntil { KernelSocketView.unreadBytes(localPort: gw.port, remotePort: KernelSocketView.localPort(of: c.fd)) == 0 })
+        gw.signal(SIGTERM)
+        XCTAssertTrue(waitUntil { gw.log.contains("SIGTERM: draining") }, gw.log)
+        // The rest of the preface and an empty SETTINGS frame.
+        try c.send(Array("\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 0x04, 0, 0, 0, 0, 0])
+        c.setTimeout(10)
+        let started = Date()
+        var bytes = c.readToEnd()
+        var types: [UInt8] = []
+        while bytes.count >= 9 {
+            let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
+            types.append(bytes[3])
+            bytes.removeFirst(min(bytes.count, 9 + length))
+        }
+        XCTAssertTrue(types.contains(0x07), "GOAWAY, as every connection got at the drain: frames \(types)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "and closed, not held until shutdown_timeout")
     }
 
     func testASecondGatewayOnTheSameAddressRefusesToStart() throws {

@@ -150,6 +150,10 @@ size_t gw_tls_pending(SSL *ssl, const void **data);
 void gw_tls_consume(SSL *ssl, size_t n);
 /// Plaintext or ciphertext held inside the session that a read would return without new input.
 int gw_tls_has_buffered_input(SSL *ssl);
+/* Nothing of a handshake or a record is held below the application (no ciphertext waiting, no
+   record read in part, no handshake begun and unfinished): closing the connection cuts nothing
+   short. */
+int gw_tls_is_quiet(SSL *ssl);
 /// Queues close_notify.
 void gw_tls_shutdown(SSL *ssl);
 /// The negotiated protocol version's name ("TLSv1.3"), or "" before the handshake.

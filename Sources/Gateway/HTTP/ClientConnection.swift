@@ -23,8 +23,9 @@ final class ClientConnection {
     /// The snapshot the current request started with.
     var snapshot: GatewayState
     var deadline: UInt64 = 0
-    /// When the connection last began to wait for a request (accepted, or answered).
-    var idleSince: UInt64 = 0
+    /// The number of the connection's current wait for a request (accepted, or answered): its
+    /// entry in the worker's idle queue.
+    var idleTurn: UInt64 = 0
     /// Time of this connection's entry in the loop's timer heap (0: none).
     var timerAt: UInt64 = 0
     /// Access-log fields of the current request (copied: the input buffer moves on).

@@ -21,8 +21,7 @@ extension ClientConnection {
     }
 
     func armIdleDeadline() {
-        idleSince = worker.loop.now
-        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
+        idleTurn = worker.connectionWaits(slot: socket.slot, generation: generation)
         setDeadline(worker.loop.now + milliseconds(machine.nextRequestTimeout), keepIfEarlier: false)
     }
 

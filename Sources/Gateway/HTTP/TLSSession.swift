@@ -117,6 +117,7 @@ final class TLSSession {
     var hasPendingOutput: Bool { pendingCount > 0 }
 
     var hasBufferedInput: Bool { gw_tls_has_buffered_input(ssl) != 0 }
+    var isQuiet: Bool { gw_tls_is_quiet(ssl) != 0 }
 
     /// Sends close_notify, then ends the socket's sending side once it is out.
     func shutdownWrite(_ socket: Socket) {

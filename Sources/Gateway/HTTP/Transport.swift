@@ -51,6 +51,15 @@ enum Transport {
         }
     }
 
+    /// Nothing is held below the connection's buffers: no ciphertext, no record read in part, no
+    /// handshake under way (a client that has begun one has sent something).
+    var isQuiet: Bool {
+        switch self {
+        case .plain: return true
+        case let .tls(session): return session.isQuiet
+        }
+    }
+
     /// Bytes taken from the connection's output but not yet on the wire (TLS records).
     var hasPendingOutput: Bool {
         switch self {

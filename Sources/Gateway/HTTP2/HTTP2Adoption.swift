@@ -28,6 +28,8 @@ extension Worker {
     /// `c`'s first bytes are the HTTP/2 preface: an HTTP/2 connection takes over its socket,
     /// registration, transport and the bytes read so far.
     func adoptHTTP2(_ c: ClientConnection) {
+        // Asked to go while its preface arrived (shutdown, or shed): it goes as HTTP/2 too.
+        let going = c.machine.isGoing
         guard c.machine.becomesHTTP2() else { return }
         let input = c.handOverBuffers()
         guard let h = HTTP2Connection(handingOver: c.socket, generation: c.generation, worker: self, peer: c.peer,
@@ -40,9 +42,9 @@ extension Worker {
         }
         loop.replaceHandler(c.socket.slot, generation: c.generation, with: .http2(h))
         h.start()
-        // Chosen by ALPN under a context from before a reload that turned HTTP/2 off: it goes
-        // at once, as the others did.
-        if !state.config.server.http2 { h.drain() }
+        // Chosen by ALPN under a context from before a reload that turned HTTP/2 off, or asked
+        // to go before it turned HTTP/2: GOAWAY at once, as the others had.
+        if !state.config.server.http2 || draining || going { h.drain() }
     }
 
     /// Work for a stream's pending answer finished on the blocking pool; the connection or the

@@ -59,7 +59,6 @@ final class HTTP2Connection {
         self.snapshot = snapshot
         self.input = input
         resetBudgetAt = worker.loop.now
-        idleSince = worker.loop.now
         let server = snapshot.config.server
         maxHeldBytes = Int(min(server.http2MaxConnectionBuffer, Int64(Int32.max)))
         let settings = HTTP2SessionSettings(maxConcurrentStreams: UInt32(server.http2MaxConcurrentStreams),
@@ -68,7 +67,7 @@ final class HTTP2Connection {
         guard let s = HTTP2Session(owner: self, settings: settings) else { return nil }
         session = s
         setDeadline(worker.loop.now + UInt64(server.headerTimeoutMs))
-        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
+        idleTurn = worker.connectionWaits(slot: socket.slot, generation: generation)
     }
 
     var config: GatewayConfig { snapshot.config }
@@ -317,10 +316,10 @@ final class HTTP2Connection {
 
     /// No stream open and nothing left to write: GOAWAY costs its client nothing but a new
     /// connection.
-    var isIdle: Bool { streams.isEmpty && !outputPending && !draining && !isClosed }
+    var isIdle: Bool { streams.isEmpty && !outputPending && transport.isQuiet && !draining && !isClosed }
 
     /// When the last stream closed (or the connection began).
-    var idleSince: UInt64 = 0
+    var idleTurn: UInt64 = 0
 
     /// Told to go (GOAWAY sent), or closed.
     var isGoing: Bool { draining || isClosed }

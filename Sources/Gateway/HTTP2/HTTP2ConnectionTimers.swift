@@ -14,8 +14,7 @@ extension HTTP2Connection {
     /// first request) to open one.
     func armIdleDeadlineIfIdle() {
         guard streams.isEmpty else { return }
-        idleSince = worker.loop.now
-        worker.connectionWaits(slot: socket.slot, generation: generation, since: idleSince)
+        idleTurn = worker.connectionWaits(slot: socket.slot, generation: generation)
         let ms = sawStream ? config.server.idleTimeoutMs : config.server.headerTimeoutMs
         setDeadline(worker.loop.now + UInt64(ms))
     }

@@ -44,8 +44,9 @@ final class HTTP2Session {
         nghttp2_option_set_max_continuations(option, 8)
         nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
         nghttp2_option_set_max_send_header_block_length(option, 65_536)
-        // No RFC 7540 priority tree (SETTINGS_NO_RFC7540_PRIORITIES below): closed streams are
-        // not kept for it, and no stream is placed in it.
+        // Closed streams are not kept for RFC 7540's priority tree. (SETTINGS_NO_RFC7540_PRIORITIES
+        // is not sent: under RFC 9218 nghttp2 sends a stream without a `priority` field whole
+        // before the next, where the tree shares the connection among streams.)
         nghttp2_option_set_no_closed_streams(option, 1)
 
         var made: OpaquePointer?
@@ -60,9 +61,6 @@ final class HTTP2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
             // RFC 8441: WebSocket over a stream (extended CONNECT with :protocol).
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue), value: 1),
-            // RFC 9218: the deprecated priority tree is not used (a proxy has no order of its own
-            // to impose; each stream's answer goes out as its upstream gives it).
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         guard nghttp2_submit_settings(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), &iv, iv.count) == 0,
               nghttp2_session_set_local_window_size(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindow) == 0 else {

@@ -39,19 +39,24 @@ extension Worker {
         case stale
     }
 
-    /// A client connection began to wait for a request at `since` (its `idleSince`).
-    func connectionWaits(slot: Int32, generation: UInt32, since: UInt64) {
-        idleQueue.append(.init(slot: slot, generation: generation, since: since))
+    /// A client connection begins to wait for a request: its place in the queue, a number no
+    /// other wait on this worker has (kept as the connection's `idleTurn`).
+    func connectionWaits(slot: Int32, generation: UInt32) -> UInt64 {
+        // Compacted before the new entry goes in: until the caller keeps its turn, the
+        // connection's earlier entries would pass for current and the new one for stale.
         idleQueue.compact(over: 2 * connectionCount + 64) { if case .stale = standing(of: $0) { false } else { true } }
+        lastIdleTurn &+= 1
+        idleQueue.append(.init(slot: slot, generation: generation, turn: lastIdleTurn))
+        return lastIdleTurn
     }
 
     private func standing(of e: IdleQueue.Entry) -> Standing {
         switch loop.handler(e.slot, generation: e.generation) {
-        case let .client(c)? where c.idleSince == e.since:
-            let inputEmpty = (c.input?.isEmpty ?? true) && !c.transport.hasBufferedInput
+        case let .client(c)? where c.idleTurn == e.turn:
+            let inputEmpty = (c.input?.isEmpty ?? true) && c.transport.isQuiet
             guard c.machine.isIdle(inputEmpty: inputEmpty, outputPending: false) else { return .stale }
             return c.outputPending ? .writing : .idle(.http1(c))
-        case let .http2(h)? where h.idleSince == e.since:
+        case let .http2(h)? where h.idleTurn == e.turn:
             guard h.streams.isEmpty && !h.isGoing else { return .stale }
             return h.isIdle ? .idle(.http2(h)) : .writing
         default:
@@ -60,21 +65,26 @@ extension Worker {
     }
 
     /// Takes the connection idle longest from the queue and asks it to go; false when none was
-    /// found among the first `budget` entries (the rest wait for the next call).
+    /// found among `budget` live entries (stale ones cost nothing here: each was paid for by its
+    /// append). One still writing, or whose socket holds unread bytes (its next request, most
+    /// likely), waits its turn again at the back.
     private func askLongestIdleToGo(budget: Int) -> Bool {
-        var writing: [IdleQueue.Entry] = []
-        defer { for e in writing { idleQueue.append(e) } }
+        var later: [IdleQueue.Entry] = []
+        defer { for e in later { idleQueue.append(e) } }
         var looked = 0
         while looked < budget, let e = idleQueue.popFirst() {
-            looked += 1
             switch standing(of: e) {
             case .stale:
                 continue
             case .writing:
-                writing.append(e)
+                looked += 1
+                later.append(e)
             case let .idle(c):
-                // Its next request is arriving: it will be answered, and wait again.
-                if c.hasUnreadBytes { continue }
+                looked += 1
+                if c.hasUnreadBytes {
+                    later.append(e)
+                    continue
+                }
                 c.askToGo()
                 return true
             }

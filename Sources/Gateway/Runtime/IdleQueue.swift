@@ -1,15 +1,17 @@
 /// Client connections in the order they began to wait for a request (nginx's reusable-connection
 /// queue): a connection is appended each time it starts waiting (accepted, answered, its last
 /// HTTP/2 stream closed), and `max_connections` takes from the front the one idle longest. An
-/// entry names the connection by slot and generation and the moment it began waiting: one whose
-/// connection has gone, or has begun waiting again since (a newer entry stands for it), is stale
-/// and dropped when met. Finding room so costs O(1) amortized, never a walk over every
+/// entry names the connection by slot and generation and the number of its wait (its turn): one
+/// whose connection has gone, or has begun waiting again since (a newer entry stands for it), is
+/// stale and dropped when met. Finding room so costs O(1) amortized, never a walk over every
 /// connection, however many connect at the limit.
 struct IdleQueue {
     struct Entry: Equatable {
         var slot: Int32
         var generation: UInt32
-        var since: UInt64
+        /// The wait this entry stands for (`Worker.connectionWaits`): the connection's current
+        /// one, or an earlier, stale one.
+        var turn: UInt64
     }
 
     private var entries: [Entry] = []

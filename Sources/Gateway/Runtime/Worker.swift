@@ -33,6 +33,7 @@ final class Worker {
     var connectionsShed = 0
     /// Client connections in the order they began to wait for a request (ConnectionShedding).
     var idleQueue = IdleQueue()
+    var lastIdleTurn: UInt64 = 0
     private(set) var draining = false
     private var drainDeadline: UInt64 = 0
     private var stopped = false

@@ -177,7 +177,9 @@ def handle(ev, conn, streams, result):
         result.setdefault("settings", {}).update({str(int(k)): v.new_value for k, v in ev.changed_settings.items()})
 
 
-def read_until_closed(sock, conn, result, seconds):
+def read_until_closed(sock, conn, result, seconds, past_goaway=False):
+    """Reads (and drops) until the gateway closes the connection, or until its GOAWAY unless
+    `past_goaway` (a GOAWAY that came is in result["goaway"])."""
     deadline = time.time() + seconds
     sock.settimeout(0.5)
     while time.time() < deadline:
@@ -196,7 +198,7 @@ def read_until_closed(sock, conn, result, seconds):
                 handle(ev, conn, {}, result)
         except h2.exceptions.ProtocolError as e:
             result["client_error"] = str(e)
-        if result.get("goaway") is not None:
+        if result.get("goaway") is not None and not past_goaway:
             return
 
 
@@ -245,29 +247,6 @@ def websocket(spec, sock, conn, result):
     result["streams"] = {str(sid): {"status": s["status"], "headers": s["headers"], "body_len": s["len"],
                                     "body_sha256": "", "sent_sha256": "", "text": s["text"].decode("utf-8", "replace"),
                                     "reset": s["reset"], "ended": s["ended"]}}
-
-
-def stay_until_closed(sock, conn, result, seconds):
-    """After the requests: the connection is kept open, reading, until the gateway closes it
-    (a GOAWAY before that is in result["goaway"])."""
-    deadline = time.time() + seconds
-    sock.settimeout(0.5)
-    while time.time() < deadline:
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            result["eof"] = True
-            return
-        if not data:
-            result["eof"] = True
-            return
-        try:
-            for ev in conn.receive_data(data):
-                handle(ev, conn, {}, result)
-        except h2.exceptions.ProtocolError as e:
-            result["client_error"] = str(e)
 
 
 def frame(ftype, flags, sid, payload):
@@ -332,7 +311,7 @@ def main():
     if spec.get("mode", "normal") == "normal":
         normal(spec, sock, conn, result)
         if spec.get("then_stay"):
-            stay_until_closed(sock, conn, result, spec["then_stay"])
+            read_until_closed(sock, conn, result, spec["then_stay"], past_goaway=True)
     else:
         abuse(spec, sock, conn, result)
     print(json.dumps(result))
