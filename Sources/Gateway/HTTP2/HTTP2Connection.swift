@@ -318,7 +318,8 @@ final class HTTP2Connection {
     /// connection.
     var isIdle: Bool { streams.isEmpty && !outputPending && transport.isQuiet && !draining && !isClosed }
 
-    /// When the last stream closed (or the connection began).
+    /// The number of the connection's current wait for a stream (begun when it was adopted or
+    /// its last stream closed): its entry in the worker's idle queue.
     var idleTurn: UInt64 = 0
 
     /// Told to go (GOAWAY sent), or closed.

@@ -72,7 +72,7 @@ final class HTTP2Stream {
         guard case .headers = state.phase else { return }
         if headBuffer == nil { headBuffer = worker.buffers.take() }
         // A WebSocket's stream stays open for the tunnel: its request has no body.
-        switch state.headersEnded(endStream: endStream, failure: head.failure, ownEndpoint: !endStream && targetsOwnEndpoint,
+        switch state.headersEnded(endStream: endStream, failure: head.failure, ownEndpoint: !endStream && head.failure == nil && targetsOwnEndpoint,
                                   expectsContinue: head.expectsContinue, lengthKnown: head.hasContentLength || head.isWebSocket) {
         case .ignore:
             break
