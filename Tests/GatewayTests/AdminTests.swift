@@ -59,6 +59,30 @@ final class AdminTests: XCTestCase {
         XCTAssertEqual(try statuses(gw, dave, count: 2), [401])
     }
 
+    func testRevokeWritesNothingWhenTheAdminSocketIsThereButGivesNoAnswer() throws {
+        let gw = try GatewayHarness()
+        gw.stop()
+        // Something holds the admin socket and closes every connection unanswered (a gateway
+        // that is stuck, or not this gateway at all).
+        let listener = try Socket.listenUnix(gw.dir.path("data/admin.sock"))
+        let closer = Thread {
+            for _ in 0..<2 {  // the revoke, then the status
+                guard let client = try? listener.acceptBlocking() else { return }
+                client.close()
+            }
+        }
+        closer.start()
+        defer { listener.close() }
+        let r = try GatewayBinary.run(["revoke", "--config", gw.configPath, "--user", "erin"])
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stderr.contains("did not take the revocation (") && r.stderr.contains("); nothing was written"), r.stderr)
+        let journal = (try? String(contentsOfFile: gw.dir.path("data/revocations.journal"), encoding: .utf8)) ?? ""
+        XCTAssertFalse(journal.contains("erin") || journal.contains(Base64URL.encode(Array("erin".utf8))), journal)
+        let status = try GatewayBinary.run(["status", "--config", gw.configPath])
+        XCTAssertEqual(status.status, 1)
+        XCTAssertTrue(status.stderr.contains("gave no answer"), status.stderr)
+    }
+
     func testReloadThroughTheAdminSocketAndItsMode() throws {
         let gw = try GatewayHarness()
         var st = stat()

@@ -4,7 +4,9 @@ import Glibc
 import TokenCore
 
 /// `gateway revoke`, `gateway reload` and `gateway status`: talk to the running gateway over its admin socket;
-/// `revoke` edits the journal directly when no gateway runs (it is read at the next start).
+/// `revoke` edits the journal directly when no gateway runs (it is read at the next start), and
+/// only then: a socket that is there but does not answer is an error, never a reason to write
+/// behind a running gateway's back.
 enum AdminCommands {
     static func revoke(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["config", "user", "before", "jti", "until"])
@@ -23,16 +25,23 @@ enum AdminCommands {
         }
         let config = try loadConfig(a)
         let command = "\(user ? "revoke-user" : "revoke-jti") \(Base64URL.encode(Array(value.utf8))) \(time)"
-        if let answer = send(command, to: AdminSocket.path(for: config)) {
+        let path = AdminSocket.path(for: config)
+        switch send(command, to: path) {
+        case let .answered(answer):
             print(answer)
             return answer.hasPrefix("ok") ? 0 : 1
+        case let .unreachable(why):
+            // A gateway may be running: a revocation written behind its back would apply only
+            // at its next start, so none is written.
+            throw CommandFailure("the gateway at \(path) did not take the revocation (\(why)); nothing was written")
+        case .noGateway:
+            // No gateway runs: straight into the journal.
+            let journal = RevocationJournal(path: (config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
+            _ = try journal.replay(into: RevocationSet(), now: now)
+            try journal.append(user ? .sub : .jti, Array(value.utf8), until: time)
+            print("ok (no gateway is running: written to \(journal.path); it applies at the next start)")
+            return 0
         }
-        // No gateway runs: straight into the journal.
-        let journal = RevocationJournal(path: (config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
-        _ = try journal.replay(into: RevocationSet(), now: now)
-        try journal.append(user ? .sub : .jti, Array(value.utf8), until: time)
-        print("ok (no gateway is running: written to \(journal.path); it applies at the next start)")
-        return 0
     }
 
     static func reload(_ args: ArraySlice<String>) throws -> Int32 { try ask("reload", args) }
@@ -46,11 +55,16 @@ enum AdminCommands {
         let a = try Arguments(args, options: ["config"])
         guard a.positional.isEmpty else { throw UsageError("\(command) takes no positional arguments") }
         let config = try loadConfig(a)
-        guard let answer = send(command, to: AdminSocket.path(for: config)) else {
-            throw CommandFailure("no gateway answers on \(AdminSocket.path(for: config))")
+        let path = AdminSocket.path(for: config)
+        switch send(command, to: path) {
+        case let .answered(answer):
+            print(answer)
+            return answer.hasPrefix("ok") ? 0 : 1
+        case .noGateway:
+            throw CommandFailure("no gateway answers on \(path)")
+        case let .unreachable(why):
+            throw CommandFailure("the gateway at \(path) gave no answer (\(why))")
         }
-        print(answer)
-        return answer.hasPrefix("ok") ? 0 : 1
     }
 
     static func loadConfig(_ a: Arguments) throws -> GatewayConfig {
@@ -62,18 +76,32 @@ enum AdminCommands {
         }
     }
 
-    /// One command over the admin socket; nil when nothing listens there.
-    static func send(_ command: String, to path: String) -> String? {
-        guard let socket = Socket.connectUnix(path, timeoutSeconds: 30) else { return nil }
+    enum Reply {
+        case answered(String)
+        /// Nothing listens on the socket (no such file, or no one accepting): no gateway runs.
+        case noGateway
+        /// Something is there but gave no answer (refused access, timed out, closed early).
+        case unreachable(String)
+    }
+
+    /// One command over the admin socket.
+    static func send(_ command: String, to path: String) -> Reply {
+        let socket: Socket
+        do {
+            socket = try Socket.connectUnix(path, timeoutSeconds: 30)
+        } catch {
+            return error.errno == ENOENT || error.errno == ECONNREFUSED ? .noGateway : .unreachable("\(error)")
+        }
         defer { socket.close() }
-        guard socket.sendAll(Array((command + "\n").utf8)) else { return nil }
+        guard socket.sendAll(Array((command + "\n").utf8)) else { return .unreachable("the command could not be sent") }
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
         while answer.count < 8192 {
-            guard let n = socket.readSome(into: &chunk), n > 0 else { break }
-            if let newline = chunk[0..<n].firstIndex(of: 0x0A) { answer += chunk[0..<newline]; break }
+            guard let n = socket.readSome(into: &chunk) else { return .unreachable("no answer: the connection failed or timed out") }
+            guard n > 0 else { break }
+            if let newline = chunk[0..<n].firstIndex(of: 0x0A) { return .answered(String(decoding: answer + chunk[0..<newline], as: UTF8.self)) }
             answer += chunk[0..<n]
         }
-        return String(decoding: answer, as: UTF8.self)
+        return .unreachable(answer.isEmpty ? "closed without an answer" : "the answer was cut short")
     }
 }

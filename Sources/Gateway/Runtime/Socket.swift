@@ -222,12 +222,12 @@ struct Socket {
     }
 
     /// A blocking connection to the unix socket at `path`; nil when nothing listens there.
-    static func connectUnix(_ path: String, timeoutSeconds: Int) -> Socket? {
-        guard let address = UnixSocketAddress(path) else { return nil }
+    static func connectUnix(_ path: String, timeoutSeconds: Int) throws(SystemError) -> Socket {
+        guard let address = UnixSocketAddress(path) else { throw SystemError(call: "connect(unix path too long)", errno: ENAMETOOLONG) }
         let fd = socket(AF_UNIX, streamFlags, 0)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         setTimeouts(fd, seconds: timeoutSeconds)
-        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { Syscall.close(fd); return nil }
+        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else { throw failed("connect", closing: fd) }
         return Socket(fd)
     }
 
