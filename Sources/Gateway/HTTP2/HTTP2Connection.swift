@@ -276,6 +276,7 @@ final class HTTP2Connection {
     func streamClosed(_ id: Int32, errorCode: UInt32) {
         guard let s = streams.removeValue(forKey: id) else { return }
         if lastStream === s { lastStream = nil }
+        if !bufferWaiters.isEmpty { bufferWaiters.removeAll { $0 === s } }
         s.closed(errorCode: errorCode)
         armIdleDeadlineIfIdle()
         if draining && streams.isEmpty { session.goAway() }
