@@ -162,3 +162,61 @@ final class HTTP2StreamStateTests: XCTestCase {
         guard case .done = ending.phase else { return XCTFail() }
     }
 }
+
+/// Random sequences of the events a stream can meet, in any order, against invariants that must
+/// hold whatever the order: an ended stream stays ended and does nothing more, what the client
+/// finished stays finished, and the reset that follows an early answer is asked for once.
+final class HTTP2StreamStateSequenceTests: XCTestCase {
+    typealias State = HTTP2StreamState<Int>
+
+    /// xorshift64*: a fixed seed gives the same sequences on every run.
+    private struct Rng {
+        var s: UInt64
+        mutating func next(_ n: Int) -> Int {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+            return Int((s &* 2685821657736338717) >> 33) % n
+        }
+    }
+
+    func testRandomEventSequencesKeepTheStreamsInvariants() {
+        var rng = Rng(s: 0x9E37_79B9_7F4A_7C15)
+        let work = DeferredAnswer(consumed: 0, job: { true }, finish: { _ in (.noContent, 0) }, unavailable: { .noContent })
+        for _ in 0..<3000 {
+            var s = State()
+            var ended = false, requestDone = false, answerDone = false, resetsOwed = 0
+            for _ in 0..<(1 + rng.next(24)) {
+                switch rng.next(15) {
+                case 0: _ = s.headersEnded(endStream: rng.next(2) == 0, failure: rng.next(6) == 0 ? .malformed : nil,
+                                           ownEndpoint: rng.next(3) == 0, expectsContinue: rng.next(2) == 0, lengthKnown: rng.next(2) == 0)
+                case 1: if !ended, case .headers = s.phase { s.proxyingBegins(7, tunnel: rng.next(4) == 0) }
+                case 2: if !ended, case .headers = s.phase { s.pendingBegins(ticket: 1, work: work) }
+                case 3: if !ended { s.answerSubmitted() }
+                case 4: if case .drop = s.dataArrived() {} else { XCTAssertFalse(ended, "an ended stream takes no DATA") }
+                case 5: _ = s.requestEnded()
+                case 6:
+                    if case .ended(drained: true) = s.answerRead(count: rng.next(3), bufferEmpty: rng.next(2) == 0) { resetsOwed += 1 }
+                case 7:
+                    if case .resetNoError = s.answerHasRoom() {
+                        XCTAssertGreaterThan(resetsOwed, 0, "a reset only after an answer that beat its request")
+                        resetsOwed = 0
+                    }
+                case 8: if ended, case .none = s.timerFired() {} else if ended { XCTFail("a timer on an ended stream acted") }
+                case 9: _ = s.reset(); ended = true
+                case 10: _ = s.closed(byError: rng.next(2) == 0); ended = true
+                case 11: _ = s.connectionEnds(); ended = true
+                case 12: s.exchangeEnded()
+                case 13: if case .respond = s.workDone(ticket: UInt64(rng.next(2)), ok: true) { XCTAssertFalse(ended) }
+                default: s.answerIsWhole()
+                }
+                if ended {
+                    guard case .done = s.phase else { return XCTFail("an ended stream left .done: \(s.phase)") }
+                    XCTAssertNil(s.upstream, "an ended stream holds no exchange")
+                }
+                if requestDone { XCTAssertTrue(s.requestComplete, "the client's end is never undone") }
+                if answerDone { XCTAssertTrue(s.answerComplete, "a whole answer is never undone") }
+                requestDone = s.requestComplete
+                answerDone = s.answerComplete
+            }
+        }
+    }
+}

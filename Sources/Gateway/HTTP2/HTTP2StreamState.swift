@@ -61,7 +61,7 @@ struct HTTP2StreamState<Upstream> {
     mutating func headersEnded(endStream: Bool, failure: HTTP2RequestHead.Failure?, ownEndpoint: Bool,
                                expectsContinue: Bool, lengthKnown: Bool) -> HeadAction {
         guard case .headers = phase else { return .ignore }
-        requestComplete = endStream
+        if endStream { requestComplete = true }
         if let failure { return .refuse(failure) }
         if !endStream && ownEndpoint {
             phase = .awaitingBody
