@@ -298,3 +298,61 @@ final class ClientConnectionStateTests: XCTestCase {
         XCTAssertFalse(asked.isIdle(inputEmpty: true, outputPending: false), "asked to go already")
     }
 }
+
+/// Random sequences of the events a connection can meet while open, against invariants that must
+/// hold whatever the order: what decides the connection's end (closing once flushed, the last
+/// request, the client's close) is never undone, a connection asked to go keeps no request alive,
+/// and an idle one is waiting for a head and going nowhere.
+final class ClientConnectionStateSequenceTests: XCTestCase {
+    typealias Machine = ClientConnectionState<Int>
+
+    private struct Rng {
+        var s: UInt64
+        mutating func next(_ n: Int) -> Int {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+            return Int((s &* 2685821657736338717) >> 33) % n
+        }
+    }
+
+    func testRandomEventSequencesKeepTheConnectionsInvariants() {
+        var rng = Rng(s: 0xD1B5_4A32_D192_ED03)
+        let work = DeferredAnswer(consumed: 0, job: { true }, finish: { _ in (.noContent, 0) }, unavailable: { .noContent })
+        for _ in 0..<3000 {
+            var m = Machine()
+            var closing = false, last = false, peerClosed = false
+            for _ in 0..<(1 + rng.next(24)) {
+                let flag = { rng.next(2) == 0 }
+                switch rng.next(14) {
+                case 0: m.headStarted(now: UInt64(rng.next(1000)))
+                case 1: m.requestBegins(keepAlive: flag(), isHEAD: flag(), speaks11: flag(), draining: false, now: 5)
+                case 2: if m.isAwaitingHead { m.proxyingBegins(7) }
+                case 3: if m.isAwaitingHead { _ = m.pendingBegins(work) }
+                case 4: _ = m.workDone(ticket: UInt64(rng.next(3)))
+                case 5: if case .pending = m.state { _ = m.pendingAnswered() }
+                case 6: _ = m.requestAnswered(draining: false)
+                case 7: if case .proxying = m.state { _ = m.exchangeFinished(unsentBody: nil, draining: false, outputPending: flag()) }
+                case 8: if case .proxying = m.state { _ = m.exchangeFailed(requestComplete: flag()) }
+                case 9: _ = m.drain(inputEmpty: flag(), outputPending: flag()); last = true
+                case 10: _ = m.peerDidClose(requestSent: flag()); peerClosed = true
+                case 11: if m.isAwaitingHead { _ = m.discardBegins(BodyDiscard(.length(10), limit: 64)) }
+                case 12:
+                    if case let .discardingBody(d) = m.state {
+                        _ = m.bodyDropped(d, [BodyDiscard.Outcome.needMore, .done, .refused][rng.next(3)])
+                    }
+                default: _ = m.lingers()
+                }
+                if closing { XCTAssertTrue(m.closeAfterFlush, "closing once flushed is never undone") }
+                if last {
+                    XCTAssertTrue(m.isGoing, "asked to go stays asked")
+                    XCTAssertFalse(m.request.keepAlive, "a connection asked to go keeps no request alive")
+                }
+                if peerClosed { XCTAssertTrue(m.peerClosed) }
+                if m.isIdle(inputEmpty: true, outputPending: false) {
+                    XCTAssertTrue(m.isAwaitingHead)
+                    XCTAssertFalse(m.isGoing || m.peerClosed || m.closeAfterFlush)
+                }
+                closing = m.closeAfterFlush
+            }
+        }
+    }
+}
