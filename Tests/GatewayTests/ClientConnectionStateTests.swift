@@ -306,16 +306,8 @@ final class ClientConnectionStateTests: XCTestCase {
 final class ClientConnectionStateSequenceTests: XCTestCase {
     typealias Machine = ClientConnectionState<Int>
 
-    private struct Rng {
-        var s: UInt64
-        mutating func next(_ n: Int) -> Int {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-            return Int((s &* 2685821657736338717) >> 33) % n
-        }
-    }
-
     func testRandomEventSequencesKeepTheConnectionsInvariants() {
-        var rng = Rng(s: 0xD1B5_4A32_D192_ED03)
+        var rng = SeededRandom(seed: 0xD1B5_4A32_D192_ED03)
         let work = DeferredAnswer(consumed: 0, job: { true }, finish: { _ in (.noContent, 0) }, unavailable: { .noContent })
         for _ in 0..<3000 {
             var m = Machine()

@@ -169,17 +169,8 @@ final class HTTP2StreamStateTests: XCTestCase {
 final class HTTP2StreamStateSequenceTests: XCTestCase {
     typealias State = HTTP2StreamState<Int>
 
-    /// xorshift64*: a fixed seed gives the same sequences on every run.
-    private struct Rng {
-        var s: UInt64
-        mutating func next(_ n: Int) -> Int {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
-            return Int((s &* 2685821657736338717) >> 33) % n
-        }
-    }
-
     func testRandomEventSequencesKeepTheStreamsInvariants() {
-        var rng = Rng(s: 0x9E37_79B9_7F4A_7C15)
+        var rng = SeededRandom(seed: 0x9E37_79B9_7F4A_7C15)
         let work = DeferredAnswer(consumed: 0, job: { true }, finish: { _ in (.noContent, 0) }, unavailable: { .noContent })
         for _ in 0..<3000 {
             var s = State()
