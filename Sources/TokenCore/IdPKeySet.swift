@@ -5,7 +5,7 @@
 /// as `x5c`, `x5u` or `jku`) is passed over, never followed, and said in `skipped`. A key's
 /// algorithm comes from the key (its `alg`, or its type and curve when it has none), never from a
 /// token: a token naming another algorithm for that `kid` is refused by the verifier. A `kid`
-/// that appears twice is ambiguous and kept for neither.
+/// on more than one member of the set is ambiguous and no key is kept for it.
 public struct IdPKeySet: Sendable {
     public struct Entry: Sendable {
         public let key: PublicKey
@@ -42,24 +42,27 @@ public struct IdPKeySet: Sendable {
         }
         guard case .object = doc, let list = doc["keys"]?.arrayValue else { throw .invalidDocument("no \"keys\" array") }
         guard list.count <= maximumKeys else { throw .tooManyKeys(list.count) }
-        var found: [String: Entry] = [:]
-        var ambiguous: Set<String> = []
-        var skipped: [String] = []
+        var usable: [(index: Int, kid: String, entry: Entry)] = []
+        var skipped: [(index: Int, why: String)] = []
         for (i, jwk) in list.enumerated() {
             switch entry(jwk, allowed: allowed) {
-            case let .failure(why):
-                skipped.append("key \(i): \(why.why)")
-            case let .success((kid, e)):
-                if found[kid] != nil || ambiguous.contains(kid) {
-                    ambiguous.insert(kid)
-                    found[kid] = nil
-                    skipped.append("key \(i): kid \"\(kid)\" appears more than once; no key is used for it")
-                } else {
-                    found[kid] = e
-                }
+            case let .failure(skip): skipped.append((i, skip.why))
+            case let .success((kid, e)): usable.append((i, kid, e))
             }
         }
-        return IdPKeySet(keys: found, skipped: skipped)
+        // A kid on more than one member (usable or not) is ambiguous.
+        var holders: [String: Int] = [:]
+        for jwk in list { if let kid = jwk["kid"]?.stringValue { holders[kid, default: 0] += 1 } }
+        var found: [String: Entry] = [:]
+        for u in usable {
+            if holders[u.kid] == 1 {
+                found[u.kid] = u.entry
+            } else {
+                skipped.append((u.index, "kid \"\(u.kid)\" appears more than once; no key is used for it"))
+            }
+        }
+        skipped.sort { $0.index < $1.index }
+        return IdPKeySet(keys: found, skipped: skipped.map { "key \($0.index): \($0.why)" })
     }
 
     private struct Skip: Error { let why: String }

@@ -20,7 +20,7 @@ public struct JWKSCache: Sendable {
             guard let value = cacheControl else { return defaultSeconds }
             var maxAge: Int64?
             for directive in value.split(separator: ",") {
-                let parts = directive.split(separator: "=", maxSplits: 1)
+                let parts = directive.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let name = parts[0].trimmingSpaces.lowercased()
                 if name == "no-store" || name == "no-cache" { return minimumSeconds }
                 guard name == "max-age", parts.count == 2 else { continue }

@@ -71,10 +71,13 @@ final class IdPKeySetTests: XCTestCase {
     }
 
     func testAKidThatAppearsTwiceIsUsedForNeitherKey() throws {
-        let set = try parse([rsa("same"), ec("same"), rsa("same"), ec("other")])
+        let set = try parse([rsa("same"), ec("same"), rsa("same"), ec("other"), rsa("enc-too", #","use":"enc""#), rsa("enc-too")])
         XCTAssertNil(set.keys["same"])
+        XCTAssertNil(set.keys["enc-too"], "also when one of its members could not be used anyway")
         XCTAssertNotNil(set.keys["other"])
-        XCTAssertEqual(set.skipped.count, 2)
+        XCTAssertEqual(set.skipped, (0..<3).map { #"key \#($0): kid "same" appears more than once; no key is used for it"# } + [
+            #"key 4: "use" is "enc", not "sig""#, #"key 5: kid "enc-too" appears more than once; no key is used for it"#,
+        ])
     }
 
     func testADocumentThatIsNoKeySetIsRefusedWhole() {

@@ -16,6 +16,9 @@ final class JWKSCacheTests: XCTestCase {
         XCTAssertEqual(p.lifetime(cacheControl: "max-age=1e3"), 3600)
         XCTAssertEqual(p.lifetime(cacheControl: "private"), 3600)
         XCTAssertEqual(p.lifetime(cacheControl: nil), 3600)
+        for odd in ["=", "==", ",=,", "max-age=", "=max-age", " , ,"] {
+            XCTAssertEqual(p.lifetime(cacheControl: odd), 3600, "'\(odd)'")
+        }
     }
 
     func testTheSetIsRefreshedInTheBackgroundBeforeItGoesStale() {

@@ -1,0 +1,65 @@
+import Foundation
+import FuzzSupport
+import TokenCore
+
+/// An identity provider's key set and cache headers, which come from the network, by their
+/// properties. Input byte 0: even, the rest is a JWK Set document; odd, a Cache-Control value.
+/// - `IdPKeySet.parse` never traps; a set it accepts keeps only keys whose algorithm is allowed
+///   and fits the key (RS* on RSA of at least 2048 bits, ES256 on P-256, ES384 on P-384), at most
+///   `maximumKeys` of them, each under a `kid` that an independent reader (JSONSerialization)
+///   finds on exactly one member of the document's `keys`; every other member is said in
+///   `skipped`, once; with nothing allowed, nothing is kept.
+/// - `JWKSCache.Policy.lifetime` is within the policy's bounds for any value, and is the default
+///   when the value names neither `max-age` nor `no-store`/`no-cache` in any case.
+enum JWKSFuzz {
+    static let allowed: Set<JWSAlgorithm> = [.rs256, .rs384, .rs512, .es256, .es384]
+
+    static func check(_ input: UnsafeRawBufferPointer) {
+        guard let mode = input.first else { return }
+        let rest = Array(input[1...])
+        if mode % 2 == 0 { checkKeySet(rest) } else { checkCacheControl(rest) }
+    }
+
+    static func checkKeySet(_ bytes: [UInt8]) {
+        guard let set = try? IdPKeySet.parse(bytes, allowed: allowed) else { return }
+        precondition(set.keys.count <= IdPKeySet.maximumKeys)
+        let members = ((try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) as? [String: Any])?["keys"] as? [Any]
+        guard let members else { preconditionFailure("a key set without a keys array was accepted") }
+        precondition(set.keys.count + set.skipped.count >= members.count, "a member neither kept nor said")
+        for (kid, entry) in set.keys {
+            precondition(allowed.contains(entry.algorithm), "\(entry.algorithm) is not allowed")
+            switch entry.key.kind {
+            case .rsa:
+                precondition([.rs256, .rs384, .rs512].contains(entry.algorithm) && entry.key.bits >= 2048, "RSA key as \(entry.algorithm)")
+            case .ec:
+                precondition(entry.algorithm == (entry.key.bits == 384 ? .es384 : .es256), "EC key of \(entry.key.bits) bits as \(entry.algorithm)")
+            }
+            let holders = members.filter { ($0 as? [String: Any])?["kid"] as? String == kid }
+            precondition(holders.count == 1, "kid \(kid) is on \(holders.count) members")
+        }
+        let none = try? IdPKeySet.parse(bytes, allowed: [])
+        precondition(none?.keys.isEmpty ?? false, "a key kept with nothing allowed")
+    }
+
+    static func checkCacheControl(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let p = JWKSCache.Policy()
+        let lifetime = p.lifetime(cacheControl: text)
+        precondition((p.minimumSeconds...p.maximumSeconds).contains(lifetime), "lifetime \(lifetime)")
+        let lower = text.lowercased()
+        if !lower.contains("max-age") && !lower.contains("no-store") && !lower.contains("no-cache") {
+            precondition(lifetime == p.defaultSeconds, "lifetime \(lifetime) without a directive for it")
+        }
+        precondition(p.lifetime(cacheControl: text) == lifetime, "not deterministic")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    JWKSFuzz.check(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+@main enum Main {
+    static func main() { FuzzReplay.main(fuzzOne) }
+}
