@@ -68,9 +68,11 @@ public struct IdPKeySet: Sendable {
     private struct Skip: Error { let why: String }
 
     private static func entry(_ jwk: JSONValue, allowed: Set<JWSAlgorithm>) -> Result<(String, Entry), Skip> {
+        /// nil: there but not a string; .some(nil): absent.
         func text(_ name: String) -> String?? {
             guard let v = jwk[name] else { return .some(nil) }
-            return v.stringValue.map { .some($0) } ?? nil
+            guard let s = v.stringValue else { return nil }
+            return .some(s)
         }
         func bytes(_ name: String) -> [UInt8]? {
             guard let t = jwk[name]?.stringValue, let b = Base64URL.decode(t), !b.isEmpty else { return nil }

@@ -46,6 +46,9 @@ final class IdPKeySetTests: XCTestCase {
             #"{"kty":"EC","kid":"off","crv":"P-256","x":"\#(Self.ecX)","y":"\#(Self.ecX)"}"#,
             #""not an object""#,
             rsa("kept"),
+            rsa("use5", #","use":5"#),
+            rsa("algTrue", #","alg":true"#),
+            #"{"kty":"RSA","kid":7,"n":"\#(Self.n)","e":"AQAB"}"#,
         ])
         XCTAssertEqual(Array(set.keys.keys), ["kept"])
         XCTAssertEqual(set.skipped, [
@@ -61,6 +64,9 @@ final class IdPKeySetTests: XCTestCase {
             "key 9: an RSA key of 1024 bits (at least 2048 are required)",
             "key 10: not a valid P-256 or P-384 public key",
             "key 11: not an object",
+            #"key 13: "use" is not a string"#,
+            #"key 14: "alg" is not a string"#,
+            #"key 15: no "kid" (a key is chosen by it)"#,
         ])
     }
 
