@@ -4,6 +4,7 @@
  */
 #include "CGatewayShims.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +97,46 @@ SSL *gw_tls_session_new(SSL_CTX *ctx) {
     SSL_set_accept_state(ssl);
     return ssl;
 }
+
+SSL_CTX *gw_tls_client_ctx_new(const char *ca_file, char *err, size_t err_len) {
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        gw_tls_error_text(err, err_len, "SSL_CTX_new");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int loaded = ca_file != NULL && ca_file[0] != 0 ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                                                    : SSL_CTX_set_default_verify_paths(ctx);
+    if (loaded != 1) {
+        gw_tls_error_text(err, err_len, ca_file != NULL && ca_file[0] != 0 ? "cannot load the CA file" : "cannot load the system's CA store");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+SSL *gw_tls_client_session_new(SSL_CTX *ctx, const char *host) {
+    SSL *ssl = gw_tls_session_new(ctx);
+    if (ssl == NULL) return NULL;
+    SSL_set_connect_state(ssl);
+    /* An address is checked against the certificate's IP entries and sent without SNI
+       (RFC 6066 3: literal addresses are not server names). */
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
+                   : gw_tls_client_set_host(ssl, host);
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+long gw_tls_verify_result(SSL *ssl) { return SSL_get_verify_result(ssl); }
 
 void gw_tls_session_free(SSL *ssl) { SSL_free(ssl); }
 

@@ -163,6 +163,15 @@ const char *gw_tls_version(SSL *ssl);
 /// valid for `days`, and its key (mode 0600), as PEM. 1 on success.
 int gw_tls_self_signed(const char *cert_file, const char *key_file, const char *host, int days);
 
+/// A client context: TLS 1.2 or later, the peer verified against `ca_file` (PEM; NULL or "" for
+/// the system's store). NULL with `err` filled on failure.
+SSL_CTX *gw_tls_client_ctx_new(const char *ca_file, char *err, size_t err_len);
+/// A client session over memory BIOs, as gw_tls_session_new, verifying `host`: a DNS name (also
+/// sent as SNI) or an IP address (matched against the certificate's IP entries, no SNI).
+SSL *gw_tls_client_session_new(SSL_CTX *ctx, const char *host);
+/// X509_V_OK (0), or why the peer's certificate was refused (X509_V_ERR_*).
+long gw_tls_verify_result(SSL *ssl);
+
 /// Client side, for tests and tools: SNI and the version range (0: library default).
 int gw_tls_client_set_host(SSL *ssl, const char *host);
 int gw_tls_ctx_set_versions(SSL_CTX *ctx, int min_version, int max_version);

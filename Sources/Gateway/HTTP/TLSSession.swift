@@ -20,6 +20,24 @@ final class TLSContext: @unchecked Sendable {
     deinit { gw_tls_ctx_free(context) }
 }
 
+/// Trust for connections the gateway makes (HTTPS upstreams, an identity provider's keys): TLS
+/// 1.2 or later, the peer's chain verified against a CA file, or the system's store. Shared by
+/// every worker, as `TLSContext`.
+final class TLSClientContext: @unchecked Sendable {
+    let context: OpaquePointer
+
+    /// `caFile` nil: the system's store.
+    init(caFile: String?) throws {
+        var err = [CChar](repeating: 0, count: 512)
+        guard let ctx = gw_tls_client_ctx_new(caFile, &err, err.count) else {
+            throw StartupError("tls client: \(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        context = ctx
+    }
+
+    deinit { gw_tls_ctx_free(context) }
+}
+
 /// One client connection's TLS session over memory BIOs: ciphertext read from the socket is fed
 /// in, plaintext comes out into the connection's input buffer; plaintext from its output buffer
 /// goes in, and the ciphertext waiting in the session is sent as far as the socket takes it.
@@ -39,7 +57,18 @@ final class TLSSession {
         self.buffers = buffers
     }
 
+    /// The gateway's side of a connection it makes to `host` (a name, also sent as SNI, or an
+    /// address), whose certificate must be for it and chain to `context`'s trust.
+    init?(client context: TLSClientContext, host: String, buffers: BufferPool) {
+        guard let ssl = gw_tls_client_session_new(context.context, host) else { return nil }
+        self.ssl = ssl
+        self.buffers = buffers
+    }
+
     deinit { gw_tls_session_free(ssl) }
+
+    /// X509_V_OK (0) once the peer's certificate is accepted, else why it was refused.
+    var verifyResult: Int { Int(gw_tls_verify_result(ssl)) }
 
     /// Decrypts into `buffer`'s free space, reading ciphertext from the socket as the session
     /// asks for it (the handshake happens here, its answers sent on the way).
