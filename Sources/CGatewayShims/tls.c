@@ -129,6 +129,8 @@ SSL *gw_tls_client_session_new(SSL_CTX *ctx, const char *host) {
     int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
     int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
                    : gw_tls_client_set_host(ssl, host);
+    /* A wildcard stands for a whole label ("*.example.com"), never part of one ("f*.example.com"). */
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (!ok) {
         SSL_free(ssl);
         return NULL;

@@ -68,6 +68,16 @@ final class TLSClientTests: XCTestCase {
         XCTAssertEqual(r.verify, Int(X509_V_OK))
     }
 
+    func testAWildcardStandsForAWholeLabelOnly() throws {
+        XCTAssertEqual(gw_tls_self_signed(cert, key, "*.example.com", 1), 1)
+        XCTAssertTrue(try exchange(host: "api.example.com", caFile: cert).ok)
+        XCTAssertFalse(try exchange(host: "a.b.example.com", caFile: cert).ok, "one label, not two")
+        XCTAssertEqual(gw_tls_self_signed(cert, key, "f*.example.com", 1), 1)
+        let partial = try exchange(host: "foo.example.com", caFile: cert)
+        XCTAssertFalse(partial.ok, "no partial-label wildcard")
+        XCTAssertEqual(partial.verify, Int(X509_V_ERR_HOSTNAME_MISMATCH))
+    }
+
     func testACertificateTheSystemStoreDoesNotTrustIsRefused() throws {
         let r = try exchange(host: "localhost", caFile: nil)
         XCTAssertFalse(r.ok)
