@@ -302,13 +302,17 @@ final class ConfigLoaderTests: XCTestCase {
         assertRefused("[[route]]\nprefix = \"/a/\"\nupstream = \"http://h:1\"\nauth = \"optional\"", line: 4, "route.auth must be \"required\" or \"none\"")
     }
 
-    func testUpstreamMustBePlainHTTPHostAndPort() {
+    func testUpstreamMustBeHTTPOrHTTPSHostAndPort() throws {
         func route(_ upstream: String) -> String { "[[route]]\nprefix = \"/a/\"\nupstream = \"\(upstream)\"" }
-        assertRefused(route("https://h:443"), line: 3, "https upstreams are not supported yet")
+        let https = try ConfigLoader.load(text: route("https://h:443") + "\ntls_server_name = \"api.example.com\"", fileName: "gateway.conf", environment: [:])
+        XCTAssertEqual(https.config.routes.first?.upstream, "https://h:443")
+        XCTAssertEqual(https.config.routes.first?.tlsServerName, "api.example.com")
+        assertRefused(route("https://h:443/base"), line: 3, "route.upstream must be https://host:port with no path")
+        assertRefused(route("ftp://h:21"), line: 3, "must be http://host:port or https://host:port")
         assertRefused(route("http://h:1/base"), line: 3, "with no path")
         assertRefused(route("http://h"), line: 3, "route.upstream must be http://host:port: there is no :port")
         assertRefused(route("http://h:0"), line: 3, "port must be a number from 1 to 65535")
-        assertRefused(route("h:80"), line: 3, "route.upstream must be http://host:port")
+        assertRefused(route("h:80"), line: 3, "route.upstream must be http://host:port or https://host:port")
         assertRefused(route("http://u@h:80"), line: 3, "without user information")
     }
 

@@ -171,6 +171,10 @@ SSL_CTX *gw_tls_client_ctx_new(const char *ca_file, char *err, size_t err_len);
 SSL *gw_tls_client_session_new(SSL_CTX *ctx, const char *host);
 /// X509_V_OK (0), or why the peer's certificate was refused (X509_V_ERR_*).
 long gw_tls_verify_result(SSL *ssl);
+/// OpenSSL's words for a verify result ("certificate has expired").
+const char *gw_tls_verify_text(long result);
+/// Advances the handshake: GW_TLS_OK once done, GW_TLS_WANT_READ while it needs the peer.
+int gw_tls_handshake(SSL *ssl);
 
 /// Client side, for tests and tools: SNI and the version range (0: library default).
 int gw_tls_client_set_host(SSL *ssl, const char *host);

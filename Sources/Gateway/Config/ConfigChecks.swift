@@ -102,6 +102,12 @@ extension ConfigBuilder {
             }
         }
 
+        for (i, route) in config.routes.enumerated() where !route.upstream.hasPrefix("https://") {
+            for (key, value) in [("ca_file", route.caFile), ("tls_server_name", route.tlsServerName)] where !value.isEmpty {
+                throw fileError("route \(route.prefix) sets \(key), but its upstream \(route.upstream) is not https://", line: i < routeLines.count ? routeLines[i] : 0)
+            }
+        }
+
         // Checked here rather than when read, as api.auth.username may come from the environment.
         if let i = config.users.firstIndex(where: { $0.name == auth.username }) {
             throw fileError("user name \(TOMLReader.quoted(auth.username)) is also api.auth.username; give the [[user]] another name", line: userLines[i])

@@ -79,7 +79,9 @@ extension ConfigLoader {
     static var routeSettings: [Setting<GatewayConfig.Route>] {
         [
             .init("prefix", .text(\.prefix, .pathPrefix), "path prefix matched case-sensitively; the longest match wins"),
-            .init("upstream", .text(\.upstream, .upstream), "\"http://host:port\", no path"),
+            .init("upstream", .text(\.upstream, .upstream), "\"http://host:port\" or \"https://host:port\" (verified TLS), no path"),
+            .init("ca_file", .text(\.caFile, .any), "https upstream: PEM CAs its certificate must chain to; empty: the system's store"),
+            .init("tls_server_name", .text(\.tlsServerName, .any), "https upstream: the name its certificate must carry, sent as SNI; empty: the upstream's host"),
             .init("auth", .authMode(\.auth), "\"required\" (a valid access token) or \"none\""),
             .init("forward_authorization", .flag(\.forwardAuthorization), "pass the client's Authorization header to the upstream"),
             .init("max_body", .optionalSize(\.maxBodyBytes), "request body limit for this route; limits.body when absent"),

@@ -89,7 +89,9 @@ enum ConfigLoader {
         }
         for route in config.routes {
             out += "\n[[route]]\n"
-            for key in routeSettings {
+            // The TLS keys only where they mean something.
+            let plain = !route.upstream.hasPrefix("https://")
+            for key in routeSettings where !(plain && (key.path == "ca_file" || key.path == "tls_server_name")) {
                 if let text = key.render(route) { out += line(key.path, text, key.doc) }
             }
         }

@@ -340,17 +340,16 @@ extension ConfigLoader.Setting {
             return nil
         case .upstream:
             let shown = TOMLReader.quoted(s)
-            if s.lowercased().hasPrefix("https://") {
-                return "must be http://host:port: https upstreams are not supported yet (it is \(shown))"
+            guard let scheme = ["http://", "https://"].first(where: { s.hasPrefix($0) }) else {
+                return "must be http://host:port or https://host:port (it is \(shown))"
             }
-            guard s.hasPrefix("http://") else { return "must be http://host:port (it is \(shown))" }
-            var rest = s.dropFirst("http://".count)
+            var rest = s.dropFirst(scheme.count)
             if rest.hasSuffix("/") { rest = rest.dropLast() }
             if rest.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
-                return "must be http://host:port with no path (it is \(shown))"
+                return "must be \(scheme)host:port with no path (it is \(shown))"
             }
-            if rest.contains("@") { return "must be http://host:port without user information (it is \(shown))" }
-            return ConfigLoader.hostPortProblem(String(rest)).map { "must be http://host:port: \($0) (it is \(shown))" }
+            if rest.contains("@") { return "must be \(scheme)host:port without user information (it is \(shown))" }
+            return ConfigLoader.hostPortProblem(String(rest)).map { "must be \(scheme)host:port: \($0) (it is \(shown))" }
         case .version:
             let parts = s.split(separator: ".", omittingEmptySubsequences: false)
             guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {

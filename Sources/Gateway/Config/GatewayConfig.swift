@@ -153,8 +153,12 @@ struct GatewayConfig: Sendable {
         enum AuthMode: String, Sendable { case required, none }
         /// Matched case-sensitively against the raw request path.
         var prefix: String
-        /// "http://host:port".
+        /// "http://host:port" or "https://host:port".
         var upstream: String
+        /// PEM CAs an https upstream's certificate must chain to; empty: the system's store.
+        var caFile = ""
+        /// The name an https upstream's certificate must carry (and SNI); empty: its host.
+        var tlsServerName = ""
         var auth: AuthMode = .required
         var forwardAuthorization = false
         /// nil: `limits.body`.

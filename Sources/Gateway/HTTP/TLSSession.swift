@@ -70,6 +70,41 @@ final class TLSSession {
     /// X509_V_OK (0) once the peer's certificate is accepted, else why it was refused.
     var verifyResult: Int { Int(gw_tls_verify_result(ssl)) }
 
+    /// Why the peer's certificate was refused, in OpenSSL's words; nil when it was not.
+    var verifyFailure: String? {
+        let result = gw_tls_verify_result(ssl)
+        return result == 0 ? nil : String(cString: gw_tls_verify_text(result))
+    }
+
+    enum HandshakeProgress { case done, pending, failed }
+
+    /// Advances the handshake as far as the bytes the socket has allow (the gateway's own
+    /// connections: they shake hands before the request goes).
+    func handshake(_ socket: Socket) -> HandshakeProgress {
+        while true {
+            switch gw_tls_handshake(ssl) {
+            case Int32(GW_TLS_OK):
+                return sendPending(socket) ? .done : .failed
+            case Int32(GW_TLS_WANT_READ):
+                guard sendPending(socket) else { return .failed }
+                let scratch = buffers.take()
+                defer { buffers.release(scratch) }
+                guard let r = try? socket.read(scratch.base, scratch.capacity) else { return .failed }
+                switch r {
+                case let .bytes(k):
+                    guard gw_tls_feed(ssl, scratch.base, k) == 1 else { return .failed }
+                case .wouldBlock:
+                    return .pending
+                case .eof:
+                    return .failed
+                }
+            default:
+                _ = sendPending(socket)   // the alert, if any
+                return .failed
+            }
+        }
+    }
+
     /// Decrypts into `buffer`'s free space, reading ciphertext from the socket as the session
     /// asks for it (the handshake happens here, its answers sent on the way).
     func read(_ socket: Socket, into buffer: inout ByteBuffer) -> IOResult? {
@@ -105,7 +140,8 @@ final class TLSSession {
 
     /// Encrypts `buffer`'s readable bytes while the ciphertext waiting stays under
     /// `maxPendingCiphertext`; the number of plaintext bytes taken, nil on an error.
-    func write(_ socket: Socket, from buffer: inout ByteBuffer) -> Int? {
+    /// `keepDrained` leaves taken bytes readable below the reader index (see `Socket.writeOut`).
+    func write(_ socket: Socket, from buffer: inout ByteBuffer, keepDrained: Bool = false) -> Int? {
         guard sendPending(socket) else { return nil }
         var taken = 0
         while !buffer.isEmpty && pendingCount < Self.maxPendingCiphertext {
@@ -117,7 +153,7 @@ final class TLSSession {
             }
             taken += n
             buffer.readerIndex += n
-            if buffer.readerIndex == buffer.writerIndex {
+            if buffer.readerIndex == buffer.writerIndex && !keepDrained {
                 buffer.readerIndex = 0
                 buffer.writerIndex = 0
             }

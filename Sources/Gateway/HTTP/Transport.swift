@@ -1,9 +1,9 @@
 import CGatewayShims
 import Glibc
 
-/// How a client connection's bytes meet its socket. The HTTP/1.1 code above it works on
-/// plaintext buffers and never calls read or send itself, so TLS (OpenSSL over memory BIOs)
-/// slots in here without the parser or the proxy knowing.
+/// How a connection's bytes meet its socket: a client's, or the gateway's own to an upstream.
+/// The HTTP code above it works on plaintext buffers and never calls read or send itself, so
+/// TLS (OpenSSL over memory BIOs) slots in here without the parser or the proxy knowing.
 enum Transport {
     case plain
     case tls(TLSSession)
@@ -29,15 +29,16 @@ enum Transport {
     }
 
     /// Writes `buffer`'s readable bytes as far as the socket takes them; the number of bytes
-    /// taken from `buffer`.
+    /// taken from `buffer`. `keepDrained` leaves them readable below the reader index (a
+    /// request head kept for a replay).
     @inline(__always)
-    func write(_ socket: Socket, from buffer: inout ByteBuffer) throws(SystemError) -> Int {
+    func write(_ socket: Socket, from buffer: inout ByteBuffer, keepDrained: Bool = false) throws(SystemError) -> Int {
         switch self {
         case .plain:
-            guard let n = socket.writeOut(&buffer) else { throw SystemError(call: "send", errno: errno) }
+            guard let n = socket.writeOut(&buffer, keepDrained: keepDrained) else { throw SystemError(call: "send", errno: errno) }
             return n
         case let .tls(session):
-            guard let n = session.write(socket, from: &buffer) else { throw SystemError.tls }
+            guard let n = session.write(socket, from: &buffer, keepDrained: keepDrained) else { throw SystemError.tls }
             return n
         }
     }

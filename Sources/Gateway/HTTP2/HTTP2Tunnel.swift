@@ -54,6 +54,14 @@ extension HTTP2Stream: UpgradableStream {
             withResponseBuffer { out in _ = out.move(from: &u.input!) }
             resumeAnswer()
         }
+        // Over TLS, bytes decrypted into the session but not yet read come with no event.
+        var rounds = 0
+        while rounds < 16, u.transport.hasBufferedInput, u.input?.isEmpty == true, canTakeResponse {
+            rounds += 1
+            guard u.readOnce() != nil else { exchangeAborted("upstream_read_failed"); return }
+            withResponseBuffer { out in _ = out.move(from: &u.input!) }
+            resumeAnswer()
+        }
         // Client to upstream: DATA taken gives the client that much window back.
         if let b = body, !b.isEmpty, u.output != nil {
             let n = u.output!.move(from: &body!)
@@ -71,7 +79,7 @@ extension HTTP2Stream: UpgradableStream {
             resumeAnswer()
         }
         var interest: Interest = []
-        if let out = u.output, !out.isEmpty { interest.insert(.write) }
+        if u.hasOutput { interest.insert(.write) }
         if !u.exchange.eof && canTakeResponse { interest.insert(.read) }
         if !u.watch(interest) { exchangeAborted("epoll_failed"); return }
         connection.outputDue()

@@ -41,6 +41,7 @@ extension UpstreamConnection {
     /// read again.
     func streamHasRoom() {
         relayResponse()
+        if stream != nil { readBufferedRecords() }
         if stream != nil { updateInterest() }
     }
 
@@ -85,15 +86,18 @@ extension UpstreamConnection {
             tunnel.tunnelEvent(self, events)
             return
         }
+        var justConnected = false
         if phase == .connecting {
             if events.failed || socket.pendingError != 0 {
                 upstreamFailed()
                 return
             }
+            guard shakeHands() else { return }
             phase = .active
+            justConnected = true
             stream.exchangeWaits(exchange.wait(connecting: false))
         }
-        if events.writable {
+        if events.writable || justConnected {
             guard flush(), pushRequest() else { upstreamFailed(); return }
             guard self.stream != nil else { return }
             if exchange.awaitsAnswerHead { stream.exchangeProgressed() }
@@ -111,8 +115,48 @@ extension UpstreamConnection {
             case .wouldBlock?:
                 break
             }
+            guard self.stream != nil else { return }
+            readBufferedRecords()
         }
         if self.stream != nil { updateInterest() }
+    }
+
+    /// Over TLS, once connected: advances the handshake; true once it is done and the request
+    /// may go (the connect timeout covers both). A refused certificate is a failed upstream (502)
+    /// and said in the log, once per connection.
+    private func shakeHands() -> Bool {
+        guard case let .tls(session) = transport else { return true }
+        handshaking = true
+        switch session.handshake(socket) {
+        case .done:
+            handshaking = false
+            return true
+        case .pending:
+            updateInterest()
+        case .failed:
+            let why = session.verifyFailure.map { "certificate refused: \($0)" } ?? "handshake failed"
+            pool.worker.logEvent("upstream \(pool.target.url): TLS (name \(pool.target.tls?.serverName ?? "")): \(why)")
+            upstreamFailed()
+        }
+        return false
+    }
+
+    /// Decrypted answer bytes held in the TLS session (a record larger than the room there was)
+    /// come with no readiness event of their own: they are read while the client side has room.
+    private func readBufferedRecords() {
+        var rounds = 0
+        while rounds < 16, transport.hasBufferedInput, let stream, stream.canTakeResponse, !exchange.tunneling {
+            rounds += 1
+            switch readOnce() {
+            case nil:
+                upstreamFailed()
+                return
+            case .bytes?, .eof?:
+                relayResponse()
+            case .wouldBlock?:
+                return
+            }
+        }
     }
 
     /// A pooled connection whose readiness came in the same loop batch that took it from the
@@ -127,9 +171,10 @@ extension UpstreamConnection {
         guard phase == .active || phase == .connecting, let stream else { return }
         var interest: Interest = []
         if phase == .connecting {
-            interest = .write
+            // Connecting: writable says done; shaking hands: the peer's records are awaited.
+            interest = handshaking ? (transport.hasPendingOutput ? [.read, .write] : .read) : .write
         } else {
-            if let out = output, !out.isEmpty { interest.insert(.write) }
+            if hasOutput { interest.insert(.write) }
             let upstreamRoom = input.map { $0.writableBytes > 0 || $0.readerIndex > 0 } ?? true
             if stream.canTakeResponse && upstreamRoom && !exchange.eof { interest.insert(.read) }
         }

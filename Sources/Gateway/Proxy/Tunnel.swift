@@ -59,10 +59,17 @@ extension ClientConnection: UpgradableStream {
     /// Moves whatever each side has buffered to the other and flushes both.
     private func moveTunnelBytes(_ u: UpstreamConnection) {
         if !(u.input?.isEmpty ?? true), output != nil { _ = output!.move(from: &u.input!) }
+        // Over TLS, bytes decrypted into the session but not yet read come with no event.
+        var rounds = 0
+        while rounds < 16, u.transport.hasBufferedInput, u.input?.isEmpty == true, (output?.writableBytes ?? 0) > 0 {
+            rounds += 1
+            guard u.readOnce() != nil else { abort("upstream_read_failed"); return }
+            _ = output!.move(from: &u.input!)
+        }
         if !(input?.isEmpty ?? true), u.output != nil { _ = u.output!.move(from: &input!) }
         guard flush(), u.flush() else { abort("write_failed"); return }
         var interest: Interest = []
-        if let out = u.output, !out.isEmpty { interest.insert(.write) }
+        if u.hasOutput { interest.insert(.write) }
         if !u.exchange.eof, output.map({ $0.writableBytes > 0 }) ?? true { interest.insert(.read) }
         guard u.watch(interest) else { abort("epoll_failed"); return }
         if u.exchange.eof && (u.input?.isEmpty ?? true) && !outputPending { close() }

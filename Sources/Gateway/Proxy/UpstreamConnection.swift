@@ -11,8 +11,8 @@ enum BodyFraming {
 }
 
 /// One connection to an upstream, owned by one loop: the HTTP/1.1 client side of an exchange
-/// (driven in ProxyExchange.swift). Idle ones wait in their `UpstreamPool`; an active one carries
-/// exactly one client-side stream's request.
+/// (driven in ProxyExchange.swift), plain or TLS. Idle ones wait in their `UpstreamPool`; an
+/// active one carries exactly one client-side stream's request.
 final class UpstreamConnection {
     enum Phase {
         case connecting
@@ -22,6 +22,9 @@ final class UpstreamConnection {
     }
 
     let socket: Socket
+    let transport: Transport
+    /// Connected, and shaking hands (an https upstream) before the request may go.
+    var handshaking = false
     let generation: UInt32
     unowned let pool: UpstreamPool
     var phase: Phase
@@ -40,8 +43,9 @@ final class UpstreamConnection {
     /// The exchange in flight, replaced whole by `beginExchange`.
     var exchange = ExchangeState()
 
-    init(socket: Socket, generation: UInt32, pool: UpstreamPool, phase: Phase) {
+    init(socket: Socket, transport: Transport, generation: UInt32, pool: UpstreamPool, phase: Phase) {
         self.socket = socket
+        self.transport = transport
         self.generation = generation
         self.pool = pool
         self.phase = phase
@@ -57,10 +61,15 @@ final class UpstreamConnection {
     /// Writes as much of `output` as the socket takes. Returns false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard !(output?.isEmpty ?? true) else { return true }
+        guard !(output?.isEmpty ?? true) else { return transport.sendPending(socket) }
         // Keep the head bytes readable for a replay until the answer starts.
-        return socket.writeOut(&output!, keepDrained: exchange.keptHeadLength > 0 && !exchange.gotBytes) != nil
+        let keep = exchange.keptHeadLength > 0 && !exchange.gotBytes
+        do { _ = try transport.write(socket, from: &output!, keepDrained: keep) } catch { return false }
+        return true
     }
+
+    /// Bytes to send: request bytes in `output`, or TLS records not yet on the wire.
+    var hasOutput: Bool { !(output?.isEmpty ?? true) || transport.hasPendingOutput }
 
     /// Reads once into `input`. nil on error.
     @inline(__always)
@@ -69,7 +78,7 @@ final class UpstreamConnection {
         if input!.writableBytes == 0 { input!.compact() }
         guard input!.writableBytes > 0 else { return .wouldBlock }
         do {
-            let r = try socket.read(into: &input!)
+            let r = try transport.read(socket, into: &input!)
             if case .bytes = r {
                 // The answer has started: the kept request head can go, and with the request sent
                 // whole the output buffer too (a stream waiting on a slow reader holds one buffer);
@@ -88,7 +97,19 @@ final class UpstreamConnection {
     }
 
     /// Ends the sending side (a client's half-close passed on through a tunnel).
-    func shutdownWrite() { socket.shutdownWrite() }
+    func shutdownWrite() { transport.shutdownWrite(socket) }
+
+    /// An idle pooled connection became readable: the upstream closed it or sent bytes nobody
+    /// asked for (it is closed then), or — over TLS — sent whole records that carry no bytes of
+    /// an answer (a late TLS 1.3 session ticket), which leave it usable. A record read in part
+    /// could be stray answer bytes: the connection goes then too.
+    func idleReadableKeepsIt() -> Bool {
+        guard case .tls = transport else { return false }
+        var scratch = pool.worker.buffers.take()
+        defer { pool.worker.buffers.release(scratch) }
+        if case .wouldBlock? = try? transport.read(socket, into: &scratch) { return transport.isQuiet }
+        return false
+    }
 
     /// Sets what the loop watches this connection for; false when the kernel refuses (the
     /// caller ends the exchange).
@@ -107,16 +128,15 @@ final class UpstreamConnection {
 /// Keep-alive connections to one upstream, owned by one loop: at most `maxIdle` kept, each for
 /// at most `idleTimeout`; a connection the upstream closed while idle is dropped when noticed.
 final class UpstreamPool {
-    let address: SocketAddress
-    let name: String
+    /// Where new connections go (a reload may give new trust; open ones keep theirs).
+    var target: UpstreamTarget
     unowned let worker: Worker
     private var idle: [UpstreamConnection] = []
     var maxIdle: Int
     var idleTimeoutMs: UInt64
 
-    init(address: SocketAddress, name: String, worker: Worker, maxIdle: Int, idleTimeoutMs: UInt64) {
-        self.address = address
-        self.name = name
+    init(target: UpstreamTarget, worker: Worker, maxIdle: Int, idleTimeoutMs: UInt64) {
+        self.target = target
         self.worker = worker
         self.maxIdle = maxIdle
         self.idleTimeoutMs = idleTimeoutMs
@@ -140,9 +160,14 @@ final class UpstreamPool {
     }
 
     func connectNew() throws(SystemError) -> UpstreamConnection {
-        let socket = try Socket.connect(address)
+        var transport = Transport.plain
+        if let tls = target.tls {
+            guard let session = TLSSession(client: tls.context, host: tls.serverName, buffers: worker.buffers) else { throw .tls }
+            transport = .tls(session)
+        }
+        let socket = try Socket.connect(target.address)
         let gen = worker.loop.generation(of: socket.slot) &+ 1
-        let u = UpstreamConnection(socket: socket, generation: gen, pool: self, phase: .connecting)
+        let u = UpstreamConnection(socket: socket, transport: transport, generation: gen, pool: self, phase: .connecting)
         do {
             let registered = try worker.loop.register(socket, interest: .write, handler: .upstream(u))
             precondition(registered == gen)

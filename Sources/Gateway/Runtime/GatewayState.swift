@@ -8,9 +8,8 @@ final class GatewayState: Sendable {
     let routes: [CompiledRoute]
     /// Every path's endpoint: the gateway's own, then the routes.
     let endpoints: EndpointTable
-    /// Resolved upstream addresses; routes refer to them by index.
-    let upstreams: [SocketAddress]
-    let upstreamNames: [String]
+    /// Resolved upstreams; routes refer to them by index.
+    let upstreams: [UpstreamTarget]
     let ring: KeyRing
     let policy: VerifierPolicy
     let httpLimits: HTTPLimits
@@ -71,24 +70,17 @@ final class GatewayState: Sendable {
             tlsListen = nil
             tls = nil
         }
-        var names: [String] = []
-        var addresses: [SocketAddress] = []
+        var targets: [UpstreamTarget] = []
+        var contexts: [String: TLSClientContext] = [:]
         var compiled: [CompiledRoute] = []
         for r in config.routes {
-            guard r.upstream.hasPrefix("http://") else { throw StartupError("route \(r.prefix): upstream must be http://host:port") }
-            var hostPort = String(r.upstream.dropFirst("http://".count))
-            if hostPort.hasSuffix("/") { hostPort.removeLast() }
+            let target = try UpstreamTarget.resolve(r, contexts: &contexts)
             let index: Int
-            if let i = names.firstIndex(of: hostPort) {
+            if let i = targets.firstIndex(where: { $0.key == target.key }) {
                 index = i
             } else {
-                do {
-                    addresses.append(try SocketAddress.resolve(hostPort))
-                } catch {
-                    throw StartupError("route \(r.prefix): upstream \(r.upstream): \(error)")
-                }
-                names.append(hostPort)
-                index = names.count - 1
+                targets.append(target)
+                index = targets.count - 1
             }
             compiled.append(CompiledRoute(prefix: Array(r.prefix.utf8), upstreamIndex: index,
                                           authRequired: r.auth == .required, forwardAuthorization: r.forwardAuthorization,
@@ -100,8 +92,7 @@ final class GatewayState: Sendable {
             a.element.prefix.count != b.element.prefix.count ? a.element.prefix.count > b.element.prefix.count : a.offset < b.offset
         }.map(\.element)
         endpoints = EndpointTable(config: config, routes: routes)
-        upstreams = addresses
-        upstreamNames = names
+        upstreams = targets
         policy = VerifierPolicy(issuer: config.tokens.issuer, leeway: config.tokens.leewaySeconds)
         strippedFields = StrippedFields(config.server.stripRequestFields)
         httpLimits = HTTPLimits(requestLineBytes: config.limits.requestLineBytes, headerBytes: config.limits.headerBytes,

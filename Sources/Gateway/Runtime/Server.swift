@@ -39,9 +39,9 @@ final class Server: @unchecked Sendable {
         for note in try journal.replay(into: revocations, now: Int64(Date().timeIntervalSince1970)) { log.submit(note) }
         state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
                                  instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, readiness: readiness)
-        readiness.setTargets(Array(zip(state.upstreamNames, state.upstreams)))
+        readiness.setTargets(state.upstreams.map { ($0.url, $0.address) })
         if loaded.config.about.fromUpstream, let first = state.upstreams.first {
-            upstreamAbout.start(address: first, host: state.upstreamNames[0])
+            upstreamAbout.start(target: first)
         }
         let login = loaded.config.login
         throttle = LoginThrottle(maxPerAddress: login.maxFailuresPerAddress, maxPerUser: login.maxFailuresPerUser,
@@ -150,14 +150,14 @@ final class Server: @unchecked Sendable {
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
                                         instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,
                                         readiness: readiness)
-            readiness.setTargets(Array(zip(next.upstreamNames, next.upstreams)))
+            readiness.setTargets(next.upstreams.map { ($0.url, $0.address) })
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers
                 || next.config.tls.enable != state.config.tls.enable || next.config.tls.address != state.config.tls.address {
                 log.submit("reload: server.listen, server.workers, tls.enable and tls.address take effect on restart only")
             }
             state = next
             if next.config.about.fromUpstream, let first = next.upstreams.first {
-                upstreamAbout.start(address: first, host: next.upstreamNames[0])
+                upstreamAbout.start(target: first)
             }
             for w in workers {
                 let box = WorkerBox(w), s = StateBox(next)

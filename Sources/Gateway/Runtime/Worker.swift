@@ -119,7 +119,7 @@ final class Worker {
         switch u.phase {
         case .idle:
             // An idle pooled connection became readable: the upstream closed it (or misbehaves).
-            u.pool.close(u)
+            if !u.idleReadableKeepsIt() { u.pool.close(u) }
         case .closed:
             break
         case .connecting, .active:
@@ -307,12 +307,13 @@ final class Worker {
 
     private func makePools(for s: GatewayState, reusing old: [UpstreamPool]) -> [UpstreamPool] {
         s.upstreams.indices.map { i in
-            if let p = old.first(where: { $0.name == s.upstreamNames[i] }) {
+            if let p = old.first(where: { $0.target.key == s.upstreams[i].key }) {
+                p.target = s.upstreams[i]
                 p.maxIdle = s.config.server.upstreamIdlePerWorker
                 p.idleTimeoutMs = UInt64(s.config.server.upstreamIdleTimeoutMs)
                 return p
             }
-            return UpstreamPool(address: s.upstreams[i], name: s.upstreamNames[i], worker: self,
+            return UpstreamPool(target: s.upstreams[i], worker: self,
                                 maxIdle: s.config.server.upstreamIdlePerWorker,
                                 idleTimeoutMs: UInt64(s.config.server.upstreamIdleTimeoutMs))
         }
