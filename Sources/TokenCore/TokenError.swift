@@ -59,6 +59,8 @@ public enum TokenError: Error, Equatable, Sendable, CaseIterable {
     case revoked
     /// The user's tokens issued before a cut-off were revoked.
     case revokedSubject
+    /// `idp` is not a string, empty, too long or holds control characters.
+    case invalidIdentityProvider
 
     /// A stable snake_case name for log lines and metrics.
     public var rule: String {
@@ -92,6 +94,7 @@ public enum TokenError: Error, Equatable, Sendable, CaseIterable {
         case .invalidTokenID: return "invalid_jti"
         case .revoked: return "revoked"
         case .revokedSubject: return "revoked_subject"
+        case .invalidIdentityProvider: return "invalid_idp"
         }
     }
 }

@@ -46,9 +46,10 @@ public final class TokenIssuer {
 
     /// Issues a token for `subject` at `now` (Unix seconds).
     /// `loginID`: the login family claim (`lid`) shared by the tokens of one login and its
-    /// refreshes, so that refresh-token reuse can void them together.
+    /// refreshes, so that refresh-token reuse can void them together. `identityProvider`: the
+    /// `idp` claim (the issuer of the identity provider whose sign-in the token stands for).
     public func issue(subject: String, use: TokenUse, ring: KeyRing, now: Int64,
-                      lifetime: Int64? = nil, loginID: String? = nil) throws(IssueError) -> IssuedToken {
+                      lifetime: Int64? = nil, loginID: String? = nil, identityProvider: String? = nil) throws(IssueError) -> IssuedToken {
         guard let index = ring.activeIndex else { throw .noActiveKey }
         let sub = Array(subject.utf8)
         let subjectOK = sub.withUnsafeBytes { !$0.isEmpty && $0.count <= 256 && !TokenVerifier.hasControlCharacter($0) }
@@ -72,6 +73,9 @@ public final class TokenIssuer {
         claims.raw(",\"usefor\":"); claims.string(use.rawValue)
         if let loginID {
             claims.raw(",\"lid\":"); claims.string(loginID)
+        }
+        if let identityProvider {
+            claims.raw(",\"idp\":"); claims.string(identityProvider)
         }
         claims.raw("}")
 

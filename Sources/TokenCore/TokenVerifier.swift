@@ -16,15 +16,19 @@ public struct VerifierPolicy: Sendable {
     /// Whether `jti` must be present (the gateway's tokens always carry one; revocation needs it).
     public var requireTokenID: Bool
     public var maxSubjectBytes: Int
+    /// Whether `typ` may also be `at+jwt` (RFC 9068: an identity provider's access token);
+    /// `JWT` (any case) or no `typ` is always accepted.
+    public var acceptsAccessTokenType: Bool
 
     public init(issuer: String, audience: String? = nil, leeway: Int64 = 0, maxTokenBytes: Int = 8192,
-                requireTokenID: Bool = true, maxSubjectBytes: Int = 256) {
+                requireTokenID: Bool = true, maxSubjectBytes: Int = 256, acceptsAccessTokenType: Bool = false) {
         self.issuer = Array(issuer.utf8)
         self.audience = audience.map { Array($0.utf8) }
         self.leeway = leeway
         self.maxTokenBytes = maxTokenBytes
         self.requireTokenID = requireTokenID
         self.maxSubjectBytes = maxSubjectBytes
+        self.acceptsAccessTokenType = acceptsAccessTokenType
     }
 }
 
@@ -39,6 +43,9 @@ public struct VerifiedToken {
     /// The login family (`lid` claim) when the token has one: tokens of one login and of the
     /// refreshes that followed share it (revoked together on refresh-token reuse).
     public let loginID: UnsafeRawBufferPointer
+    /// The `idp` claim of a token the gateway issued after an identity provider's sign-in (that
+    /// provider's issuer); empty when absent.
+    public let identityProvider: UnsafeRawBufferPointer
 
     public var subjectString: String { String(decoding: subject, as: UTF8.self) }
     public var tokenIDString: String { String(decoding: tokenID, as: UTF8.self) }
@@ -64,8 +71,11 @@ public final class TokenVerifier {
     private let subject: UnsafeMutableRawBufferPointer
     private let tokenID: UnsafeMutableRawBufferPointer
     private let loginID: UnsafeMutableRawBufferPointer
+    private let identityProvider: UnsafeMutableRawBufferPointer
 
     private static let maxTokenIDBytes = 128
+    /// The longest `idp` claim read (an issuer URL).
+    public static let maxIdentityProviderBytes = 1024
 
     /// Header segments that passed `checkHeader` for `memoRing`, with their key index. Tokens of
     /// one key share one header, so most checks skip decoding and parsing it; the verdict depends
@@ -78,7 +88,8 @@ public final class TokenVerifier {
     public init(policy: VerifierPolicy) {
         self.policy = policy
         let part = Base64URL.decodedLength(policy.maxTokenBytes) ?? policy.maxTokenBytes
-        let sizes = [part, part, 1024, 64, policy.maxSubjectBytes, Self.maxTokenIDBytes, Self.maxTokenIDBytes]
+        let sizes = [part, part, 1024, 64, policy.maxSubjectBytes, Self.maxTokenIDBytes, Self.maxTokenIDBytes,
+                     Self.maxIdentityProviderBytes]
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: sizes.reduce(0, +), alignment: 16)
         var parts: [UnsafeMutableRawBufferPointer] = []
         var offset = 0
@@ -88,7 +99,7 @@ public final class TokenVerifier {
         }
         scratch = memory
         header = parts[0]; payload = parts[1]; signature = parts[2]
-        mac = parts[3]; subject = parts[4]; tokenID = parts[5]; loginID = parts[6]
+        mac = parts[3]; subject = parts[4]; tokenID = parts[5]; loginID = parts[6]; identityProvider = parts[7]
         try? tape.parse([UInt8]("{}".utf8), limits: .token) // sizes the tape once
     }
 
@@ -239,7 +250,9 @@ public final class TokenVerifier {
         if critical { throw .criticalHeader }
         if forbidden { throw .forbiddenHeader }
         if typ >= 0 {
-            guard nodes[typ].kind == .string, Self.equalsIgnoringCase(nodes[typ], in: h, "jwt") else { throw .wrongType }
+            guard nodes[typ].kind == .string,
+                  Self.equalsIgnoringCase(nodes[typ], in: h, "jwt")
+                    || (policy.acceptsAccessTokenType && Self.equalsIgnoringCase(nodes[typ], in: h, "at+jwt")) else { throw .wrongType }
         }
         guard kid >= 0 else { throw .missingKid }
         guard nodes[kid].kind == .string else { throw .invalidKid }
@@ -253,7 +266,7 @@ public final class TokenVerifier {
     private func checkClaims(_ p: UnsafeRawBufferPointer, keyIndex: Int, use: TokenUse?,
                              revocations: RevocationSet?, now: Int64) throws(TokenError) -> VerifiedToken {
         let nodes = tape
-        var exp = -1, iat = -1, nbf = -1, iss = -1, aud = -1, sub = -1, usefor = -1, jti = -1, lid = -1
+        var exp = -1, iat = -1, nbf = -1, iss = -1, aud = -1, sub = -1, usefor = -1, jti = -1, lid = -1, idp = -1
         var i = 1
         let end = Int(nodes[0].next)
         while i < end {
@@ -267,6 +280,7 @@ public final class TokenVerifier {
             case Self.nameKey("usefor"): usefor = i + 1
             case Self.nameKey("jti"): jti = i + 1
             case Self.nameKey("lid"): lid = i + 1
+            case Self.nameKey("idp"): idp = i + 1
             default: break
             }
             i = Int(nodes[i + 1].next)
@@ -324,6 +338,13 @@ public final class TokenVerifier {
             lidLen = n
         }
 
+        var idpLen = 0
+        if idp >= 0 {
+            guard nodes[idp].kind == .string, let n = JSONText.decode(nodes[idp], in: p, into: identityProvider), n > 0,
+                  !Self.hasControlCharacter(UnsafeRawBufferPointer(rebasing: identityProvider[0..<n])) else { throw .invalidIdentityProvider }
+            idpLen = n
+        }
+
         let subjectBytes = UnsafeRawBufferPointer(rebasing: subject[0..<subLen])
         let tokenIDBytes = UnsafeRawBufferPointer(rebasing: tokenID[0..<jtiLen])
         let loginIDBytes = UnsafeRawBufferPointer(rebasing: loginID[0..<lidLen])
@@ -332,7 +353,8 @@ public final class TokenVerifier {
             throw why
         }
         return VerifiedToken(keyIndex: keyIndex, issuedAt: issuedAt, expiresAt: expiresAt,
-                             subject: subjectBytes, tokenID: tokenIDBytes, loginID: loginIDBytes)
+                             subject: subjectBytes, tokenID: tokenIDBytes, loginID: loginIDBytes,
+                             identityProvider: UnsafeRawBufferPointer(rebasing: identityProvider[0..<idpLen]))
     }
 
     private func audienceContains(_ aud: Int, _ wanted: [UInt8], nodes: JSONTape, in p: UnsafeRawBufferPointer) -> Bool {

@@ -93,6 +93,32 @@ final class HTTPSUpstreamTests: XCTestCase {
         XCTAssertTrue(waitUntil { gw.log.contains("TLS") }, gw.log)
     }
 
+    func testAnAnswerNobodyAskedForInARecordOfItsOwnNeverReachesTheNextClient() throws {
+        upstream.stop()
+        upstream = try TLSFixture.Server(mode: "records", cert: pki.path("server.pem"), key: pki.path("server.key"))
+        let gw = try gateway(upstreamURL: "https://localhost:\(upstream.port)", extra: "ca_file = \"\(pki.path("ca.pem"))\"")
+        let first = try gw.get("/api/v3/stray/1", headers: gw.bearer)
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(first.text.suffix(5), "first")
+        for i in 0..<3 {
+            let next = try gw.get("/api/v3/own/\(i)", headers: gw.bearer)
+            XCTAssertEqual(next.status, 200, next.text)
+            XCTAssertTrue(next.text.hasSuffix("/api/v3/own/\(i)"), "another client's leftovers: \(next.text)")
+        }
+    }
+
+    func testAnAnswerInManySmallRecordsArrivingTogetherIsRelayedWhole() throws {
+        upstream.stop()
+        upstream = try TLSFixture.Server(mode: "records", cert: pki.path("server.pem"), key: pki.path("server.key"))
+        let gw = try gateway(upstreamURL: "https://localhost:\(upstream.port)", extra: "ca_file = \"\(pki.path("ca.pem"))\"")
+        let c = try gw.connect()
+        c.setTimeout(10)
+        try c.send("GET /api/v3/drip/1 HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.body.count, 300)
+    }
+
     func testCAFileOnAPlainUpstreamIsAConfigurationMistake() throws {
         let text = """
             [[route]]

@@ -295,6 +295,13 @@ final class HostileTokenTests: XCTestCase {
         add("jti with a control character", signed(c.with("jti", #""abc\ndef""#)), .invalidTokenID)
         add("jti of 129 bytes", signed(c.with("jti", "\"" + String(repeating: "j", count: 129) + "\"")), .invalidTokenID)
 
+        // idp (the provider a gateway token's sign-in came from).
+        add("idp empty", signed(c.with("idp", #""""#)), .invalidIdentityProvider)
+        add("idp a number", signed(c.with("idp", "1")), .invalidIdentityProvider)
+        add("idp an array", signed(c.with("idp", #"["https://idp.example.com/"]"#)), .invalidIdentityProvider)
+        add("idp with a control character", signed(c.with("idp", #""https://idp\n.example.com/""#)), .invalidIdentityProvider)
+        add("idp of 1025 bytes", signed(c.with("idp", "\"" + String(repeating: "i", count: 1025) + "\"")), .invalidIdentityProvider)
+
         // Size.
         let big = signed(c.adding(#""pad":""# + String(repeating: "p", count: 6200) + "\""))
         add("oversize, otherwise valid (\(big.utf8.count) bytes)", big, .oversize)

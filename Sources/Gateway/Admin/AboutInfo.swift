@@ -11,11 +11,12 @@ struct AboutInfo: Sendable {
     let startedAt: Int64
     let createdAt: String
 
-    init(config: GatewayConfig, passwordLogin: Bool, startedAt: Int64, id: String) {
+    /// `identityProviders`: each tenant's `auth0 domain=... audience=... clientid=...`.
+    init(config: GatewayConfig, passwordLogin: Bool, identityProviders: [String] = [], startedAt: Int64, id: String) {
         app = config.about.app
         name = config.about.name
         versionNumber = config.about.versionNumber
-        auths = passwordLogin ? ["localjwt"] : []
+        auths = (passwordLogin ? ["localjwt"] : []) + identityProviders
         self.startedAt = startedAt
         self.id = id
         createdAt = Self.iso8601(startedAt)

@@ -8,16 +8,18 @@ import TokenCore
 /// a blocking socket and short timeouts — never on an event loop — and cached for `GET /api`.
 final class UpstreamAbout: Sendable {
     private let cached = Mutex<JSONValue?>(nil)
+    private let target = Mutex<UpstreamTarget?>(nil)
     private let started = Atomic<Bool>(false)
 
     var current: JSONValue? { cached.withLock { $0 } }
 
-    /// Starts fetching from `target`; later calls do nothing.
+    /// Fetches from `target` from now on (a reload gives the newest); the thread starts once.
     func start(target: UpstreamTarget) {
+        self.target.withLock { $0 = target }
         guard !started.exchange(true, ordering: .relaxed) else { return }
         Thread.detachNewThread { [self] in
             while true {
-                if let v = Self.fetch(target) { cached.withLock { $0 = v } }
+                if let t = self.target.withLock({ $0 }), let v = Self.fetch(t) { cached.withLock { $0 = v } }
                 sleep(30)
             }
         }

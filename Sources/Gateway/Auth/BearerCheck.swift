@@ -20,8 +20,9 @@ enum BearerCheck {
 
 extension Worker {
     /// Verifies the request's bearer token as an access token; on success what it says (its
-    /// byte views are valid until the next check on this worker).
-    func checkBearer(_ head: RequestHead, buffer: UnsafeRawBufferPointer, snapshot: GatewayState)
+    /// byte views are valid until the next check on this worker). `acceptIdP`: a token whose
+    /// `kid` is none of the gateway's may be an identity provider's access token instead.
+    func checkBearer(_ head: RequestHead, buffer: UnsafeRawBufferPointer, snapshot: GatewayState, acceptIdP: Bool = false)
         -> Result<VerifiedToken, BearerFailureRule> {
         guard head.authorizationCount > 0, let auth = head.authorization else {
             return .failure(BearerFailureRule(head.authorizationCount > 1 ? "several_authorization" : "no_token"))
@@ -32,7 +33,26 @@ extension Worker {
         }
         do {
             return .success(try verifier.verify(token, use: .access, ring: snapshot.ring, revocations: snapshot.revocations, now: loop.unixNow))
+        } catch .unknownKid where acceptIdP {
+            return checkIdPToken(token, snapshot: snapshot)
         } catch {
+            return .failure(BearerFailureRule(error))
+        }
+    }
+
+    /// An identity provider's access token on a route with `accept_idp_tokens`. A `kid` no
+    /// tenant knows has the keys fetched again in the background (once per cooldown); this
+    /// request is refused now rather than held.
+    private func checkIdPToken(_ token: UnsafeRawBufferPointer, snapshot: GatewayState) -> Result<VerifiedToken, BearerFailureRule> {
+        switch idpVerifiers.verify(token, tenants: snapshot.idpTenants, revocations: snapshot.revocations, now: loop.unixNow) {
+        case let .success(accepted):
+            return .success(accepted.token)
+        case .failure(.unknownKid):
+            snapshot.identityProviders?.unknownKid(snapshot.idpTenants, now: loop.unixNow)
+            return .failure(BearerFailureRule(TokenError.unknownKid))
+        case .failure(.subjectNotAllowed):
+            return .failure(BearerFailureRule("idp_subject_not_allowed"))
+        case let .failure(.token(error)):
             return .failure(BearerFailureRule(error))
         }
     }

@@ -8,6 +8,10 @@ extension EndpointRequest {
     // MARK: login
 
     func login(envelope: Bool, log: inout AccessLogEntry) -> EndpointOutcome {
+        // datarhei Core's sign-in with an identity provider: its access token, no body.
+        if !envelope, !snapshot.idpTenants.isEmpty, let token = bearerToken, !head.chunked, (head.contentLength ?? 0) == 0 {
+            return identityProviderSignIn(token)
+        }
         let malformed: LocalResponse = envelope ? .envelope(.invalidRequest) : .error(.badRequest, detail: "Missing authorization credentials")
         let body: UnsafeRawBufferPointer
         switch smallJSONBody(malformed: malformed) {
@@ -45,7 +49,10 @@ extension EndpointRequest {
             }))
     }
 
-    private static func loginTokens(subject: String, envelope: Bool, worker: Worker, snapshot: GatewayState) -> LocalResponse {
+    /// The access and refresh tokens of a login; `identityProvider` (an issuer) when it was a
+    /// sign-in with a provider's token, carried as the `idp` claim.
+    static func loginTokens(subject: String, envelope: Bool, worker: Worker, snapshot: GatewayState,
+                            identityProvider: String? = nil) -> LocalResponse {
         if envelope {
             let mustChange = snapshot.credentials.entry(named: Array(subject.utf8))?.mustChangePassword ?? false
             return envelopeTokens(subject: subject, loginID: newRotatingFamily(), refreshed: false, redirect: mustChange,
@@ -56,8 +63,10 @@ extension EndpointRequest {
             // tokens carry exactly datarhei Core's claims.
             let family = snapshot.config.tokens.revokeAccessOnLogout ? Crypto.uuidV4() : nil
             let now = worker.loop.unixNow
-            let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: now, loginID: family)
-            let refresh = try worker.issuer.issue(subject: subject, use: .refresh, ring: snapshot.ring, now: now, loginID: family)
+            let access = try worker.issuer.issue(subject: subject, use: .access, ring: snapshot.ring, now: now, loginID: family,
+                                                 identityProvider: identityProvider)
+            let refresh = try worker.issuer.issue(subject: subject, use: .refresh, ring: snapshot.ring, now: now, loginID: family,
+                                                  identityProvider: identityProvider)
             var body = JSONWriter(capacity: 1024)
             body.raw("{\"access_token\":"); body.string(access.token)
             body.raw(",\"refresh_token\":"); body.string(refresh.token)
@@ -75,11 +84,12 @@ extension EndpointRequest {
             log.rule = BearerFailureRule("no_token")
             return .respond(.error(.unauthorized))
         }
-        let subject: [UInt8], loginID: [UInt8]
+        let subject: [UInt8], loginID: [UInt8], identityProvider: [UInt8]
         do {
             let v = try worker.verifier.verify(token, use: .refresh, ring: snapshot.ring, revocations: snapshot.revocations, now: worker.loop.unixNow)
             subject = Array(v.subject)
             loginID = Array(v.loginID)
+            identityProvider = Array(v.identityProvider)
         } catch {
             log.rule = BearerFailureRule(error)
             return .respond(.error(.unauthorized))
@@ -91,13 +101,17 @@ extension EndpointRequest {
             log.rule = BearerFailureRule("rotating_refresh")
             return .respond(.error(.unauthorized))
         }
-        guard snapshot.credentials.isActive(subject) else { return .respond(.error(.forbidden, detail: "Invalid subject")) }
+        // The subject must still be let in: by the users, or by the provider it signed in with.
+        let allowed = identityProvider.isEmpty ? snapshot.credentials.isActive(subject)
+            : snapshot.idpTenants.contains { Array($0.issuer.utf8) == identityProvider && subject.withUnsafeBytes($0.allows) }
+        guard allowed else { return .respond(.error(.forbidden, detail: "Invalid subject")) }
         do {
             // The login family carries over, so a later reuse of the envelope refresh token voids
             // this access token too.
             let access = try worker.issuer.issue(subject: String(decoding: subject, as: UTF8.self), use: .access,
                                                  ring: snapshot.ring, now: worker.loop.unixNow,
-                                                 loginID: loginID.isEmpty ? nil : String(decoding: loginID, as: UTF8.self))
+                                                 loginID: loginID.isEmpty ? nil : String(decoding: loginID, as: UTF8.self),
+                                                 identityProvider: identityProvider.isEmpty ? nil : String(decoding: identityProvider, as: UTF8.self))
             var body = JSONWriter(capacity: 512)
             body.raw("{\"access_token\":"); body.string(access.token); body.raw("}")
             return .respond(.json(body.bytes))

@@ -36,12 +36,12 @@ final class LoginThrottle: Sendable {
     var trackedCount: Int { state.withLock { $0.addresses.count + $0.users.count } }
 
     /// Milliseconds until the address and the user may both try again (0: now).
-    private func waitMs(_ s: State, address: PeerKey, user: [UInt8], now: UInt64) -> UInt64 {
+    private func waitMs(_ s: State, address: PeerKey, user: [UInt8]?, now: UInt64) -> UInt64 {
         var wait: UInt64 = 0
         if let c = s.addresses[address], now - c.windowStart < windowMs, c.failures >= maxPerAddress {
             wait = max(wait, c.windowStart + windowMs - now)
         }
-        if let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
+        if let user, let c = s.users[user], now - c.windowStart < windowMs, c.failures >= maxPerUser {
             wait = max(wait, c.windowStart + windowMs - now)
         }
         return wait
@@ -50,13 +50,14 @@ final class LoginThrottle: Sendable {
     /// Admits one login attempt: the seconds to wait when the address or the user is throttled,
     /// else nil, and the attempt is counted as a failure at once, under the same lock as the
     /// check — so concurrent attempts cannot all slip in while their password checks run. A
-    /// success gives the count back (`succeeded`).
-    func admit(address: PeerKey, user: [UInt8], now: UInt64) -> Int? {
+    /// success gives the count back (`succeeded`). `user` nil: the address alone counts (a
+    /// sign-in with an identity provider's token names no user before it is verified).
+    func admit(address: PeerKey, user: [UInt8]?, now: UInt64) -> Int? {
         state.withLock { s -> Int? in
             let wait = waitMs(s, address: address, user: user, now: now)
             if wait > 0 { return Int((wait + 999) / 1000) }
             Self.bump(&s.addresses, address, now: now, window: windowMs)
-            Self.bump(&s.users, user, now: now, window: windowMs)
+            if let user { Self.bump(&s.users, user, now: now, window: windowMs) }
             if s.addresses.count + s.users.count > maxEntries { evict(&s, now: now) }
             return nil
         }
@@ -64,9 +65,9 @@ final class LoginThrottle: Sendable {
 
     /// The admitted attempt was right: the user's count is cleared and the address's attempt is
     /// given back (one success does not excuse a spray of failures from the same place).
-    func succeeded(address: PeerKey, user: [UInt8]) {
+    func succeeded(address: PeerKey, user: [UInt8]?) {
         state.withLock { s in
-            s.users.removeValue(forKey: user)
+            if let user { s.users.removeValue(forKey: user) }
             if var c = s.addresses[address], c.failures > 0 {
                 c.failures -= 1
                 s.addresses[address] = c

@@ -13,6 +13,7 @@ struct ConfigBuilder {
     let settings = ConfigLoader.settings
     let routeSettings = ConfigLoader.routeSettings
     let userSettings = ConfigLoader.userSettings
+    let tenantSettings = ConfigLoader.tenantSettings
     var config = GatewayConfig()
     var warnings: [String] = []
     var origins: [String: ConfigOrigin] = [:]
@@ -20,6 +21,8 @@ struct ConfigBuilder {
     var routeLines: [Int] = []
     /// Line of each user's `[[user]]` header, parallel to `config.users`.
     var userLines: [Int] = []
+    /// Line of each `[[api.auth.auth0.tenants]]` header, parallel to the tenants.
+    var tenantLines: [Int] = []
 
     init(fileName: String) { self.fileName = fileName }
 
@@ -64,13 +67,15 @@ struct ConfigBuilder {
                 try readRoutes(value)
             } else if path == "user" {
                 try readUsers(value)
+            } else if path == "api.auth.auth0.tenants" {
+                try readTenants(value)
             } else if case .table(let sub) = value.kind, tables.contains(path) || !sub.isEmpty {
                 // An unknown table with keys in it: its keys are reported, with suggestions.
                 try readTable(sub, prefix: segments)
             } else if tables.contains(path) {
                 throw fileError("\(path) must be a table, not \(value.typeDescription)", line: value.line)
             } else {
-                throw unknownKey(path, line: value.line, candidates: settings.map(\.path) + ["route", "user"] + tables)
+                throw unknownKey(path, line: value.line, candidates: settings.map(\.path) + ["route", "user", "api.auth.auth0.tenants"] + tables)
             }
         }
     }
@@ -142,6 +147,34 @@ struct ConfigBuilder {
             }
             config.users.append(user)
             userLines.append(item.line)
+        }
+    }
+
+    mutating func readTenants(_ value: TOMLValue) throws {
+        guard case .array(let items) = value.kind, !items.isEmpty, items.allSatisfy({ $0.tableEntries != nil }) else {
+            throw fileError("api.auth.auth0.tenants must be written as [[api.auth.auth0.tenants]] sections", line: value.line)
+        }
+        for item in items {
+            var tenant = GatewayConfig.Tenant()
+            var seen: Set<String> = []
+            for (key, v) in item.tableEntries ?? [] {
+                guard let setting = tenantSettings.first(where: { $0.path == key }) else {
+                    throw unknownKey("api.auth.auth0.tenants.\(TOMLReader.display([key]))", line: v.line,
+                                     candidates: tenantSettings.map { "api.auth.auth0.tenants.\($0.path)" })
+                }
+                do {
+                    try setting.apply(v, to: &tenant)
+                } catch {
+                    throw fileError("api.auth.auth0.tenants.\(key) \(error.message)", line: v.line)
+                }
+                seen.insert(key)
+            }
+            guard seen.contains("domain") || seen.contains("issuer") else {
+                throw fileError("[[api.auth.auth0.tenants]] has neither domain nor issuer", line: item.line)
+            }
+            guard seen.contains("audience") else { throw fileError("[[api.auth.auth0.tenants]] has no audience", line: item.line) }
+            config.identityProviders.tenants.append(tenant)
+            tenantLines.append(item.line)
         }
     }
 

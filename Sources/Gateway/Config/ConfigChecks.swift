@@ -108,6 +108,8 @@ extension ConfigBuilder {
             }
         }
 
+        try validateIdentityProviders()
+
         // Checked here rather than when read, as api.auth.username may come from the environment.
         if let i = config.users.firstIndex(where: { $0.name == auth.username }) {
             throw fileError("user name \(TOMLReader.quoted(auth.username)) is also api.auth.username; give the [[user]] another name", line: userLines[i])
@@ -120,7 +122,8 @@ extension ConfigBuilder {
             warnings.append("the password of user \(TOMLReader.quoted(user.name)) is plaintext; store a hash from `gateway hash-password`")
         }
         let hasEnabledUser = config.users.contains(where: \.enabled)
-        if auth.enable && !hasEnabledUser && (auth.username.isEmpty || auth.password.isEmpty) {
+        let idpSignIn = config.identityProviders.enable && !config.identityProviders.tenants.isEmpty
+        if auth.enable && !hasEnabledUser && !idpSignIn && (auth.username.isEmpty || auth.password.isEmpty) {
             warnings.append("api.auth.enable is true but api.auth.username or api.auth.password is empty: nobody can log in until both are set (GATEWAY_API_AUTH_PASSWORD or GATEWAY_API_AUTH_PASSWORD_FILE)")
         }
     }

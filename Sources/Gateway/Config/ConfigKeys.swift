@@ -44,6 +44,7 @@ extension ConfigLoader {
             .init("api.auth.jwt.auto_retire", .flag(\.tokens.autoRetire), "retire a verify key once the longest token lifetime has passed since it stopped being active"),
             .init("api.auth.jwt.revoke_access_on_logout", .flag(\.tokens.revokeAccessOnLogout), "logout also voids the access tokens of that login at once"),
             .init("api.auth.jwt.rotate_every", .seconds(\.tokens.rotateEverySeconds, minimum: 0), "rotate the keys file by itself this often (0: never); several gateways on one file rotate once"),
+            .init("api.auth.auth0.enable", .flag(\.identityProviders.enable), "accept identity providers' access tokens at POST /api/login ([[api.auth.auth0.tenants]]; datarhei Core's api.auth.auth0)"),
             .init("log.access", .flag(\.log.access), "one line per request on stdout"),
             .init("log.level", .choice(\.log.level, ["error", "warn", "info", "debug"]), "\"error\", \"warn\", \"info\" or \"debug\""),
             .init("login.failure_delay", .milliseconds(\.login.failureDelayMs, minimum: 0, maximum: 60_000), "a failed login is answered after this delay (0 to 60s)"),
@@ -87,6 +88,21 @@ extension ConfigLoader {
             .init("max_body", .optionalSize(\.maxBodyBytes), "request body limit for this route; limits.body when absent"),
             .init("errors", .choice(\.errors, ["datarhei", "envelope"]), "shape of the gateway's own errors on this route: \"datarhei\" or \"envelope\""),
             .init("close_on_expiry", .flag(\.closeOnExpiry), "end a WebSocket or streaming answer when the token that opened it expires or is revoked"),
+            .init("accept_idp_tokens", .flag(\.acceptIdPTokens), "an access token of an api.auth.auth0 tenant opens this route directly (X-Forwarded-User: its subject)"),
+        ]
+    }
+
+    /// The keys of a `[[api.auth.auth0.tenants]]` block (paths relative to the block).
+    static var tenantSettings: [Setting<GatewayConfig.Tenant>] {
+        [
+            .init("domain", .text(\.domain, .any), "the tenant's host[:port]; the issuer is https://<domain>/ unless issuer is set"),
+            .init("audience", .text(\.audience, .nonEmpty), "the audience its access tokens must name (aud, a string or an array)"),
+            .init("clientid", .text(\.clientID, .any), "the client id, shown in GET /api's auths"),
+            .init("users", .list(\.users, .subject), "subjects allowed to sign in; [\"*\"] allows every subject of the tenant"),
+            .init("issuer", .text(\.issuer, .any), "the full issuer URL, compared byte for byte with iss; empty: https://<domain>/"),
+            .init("jwks_url", .text(\.jwksURL, .any), "https URL of its keys; empty: jwks_uri of <issuer>/.well-known/openid-configuration"),
+            .init("algorithms", .list(\.algorithms, .algorithm), "signature algorithms accepted (RS256, RS384, RS512, ES256, ES384)"),
+            .init("ca_file", .text(\.caFile, .any), "PEM CAs the provider's certificate must chain to; empty: the system's store"),
         ]
     }
 

@@ -87,11 +87,19 @@ enum ConfigLoader {
                 if let text = key.render(user) { out += line(key.path, text, key.doc) }
             }
         }
+        for tenant in config.identityProviders.tenants {
+            out += "\n[[api.auth.auth0.tenants]]\n"
+            for key in tenantSettings {
+                if let text = key.render(tenant) { out += line(key.path, text, key.doc) }
+            }
+        }
         for route in config.routes {
             out += "\n[[route]]\n"
             // The TLS keys only where they mean something.
             let plain = !route.upstream.hasPrefix("https://")
-            for key in routeSettings where !(plain && (key.path == "ca_file" || key.path == "tls_server_name")) {
+            let idpOff = !route.acceptIdPTokens && !config.identityProviders.enable
+            for key in routeSettings where !(plain && (key.path == "ca_file" || key.path == "tls_server_name"))
+                && !(idpOff && key.path == "accept_idp_tokens") {
                 if let text = key.render(route) { out += line(key.path, text, key.doc) }
             }
         }

@@ -52,6 +52,10 @@ extension ConfigLoader {
         /// A header field name the gateway may drop from requests: not one it needs to read the
         /// request (Host, the framing fields, Authorization, Connection, Upgrade).
         case strippableField
+        /// A token subject: not empty, at most 256 bytes, no control characters.
+        case subject
+        /// A public-key signature algorithm an identity provider may sign with.
+        case algorithm
 
         static let maxFields = 64
 
@@ -68,11 +72,36 @@ extension ConfigLoader {
                     return "must not list \(s): the gateway reads it to frame, route or check the request"
                 }
                 return nil
+            case .subject:
+                guard !s.isEmpty, s.utf8.count <= 256, !s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                    return "must list subjects of 1 to 256 bytes without control characters (\(TOMLReader.quoted(s)) is not one)"
+                }
+                return nil
+            case .algorithm:
+                guard let a = JWSAlgorithm(rawValue: s), !a.isHMAC else {
+                    return "must list RS256, RS384, RS512, ES256 or ES384 (\(TOMLReader.quoted(s)) is not one of them)"
+                }
+                return nil
             }
         }
 
-        var noun: String { self == .ipAddress ? "IP addresses" : "header field names" }
-        var example: String { self == .ipAddress ? "[\"10.0.0.1\"]" : "[\"X-Remote-User\"]" }
+        var noun: String {
+            switch self {
+            case .ipAddress: return "IP addresses"
+            case .strippableField: return "header field names"
+            case .subject: return "subjects"
+            case .algorithm: return "algorithms"
+            }
+        }
+
+        var example: String {
+            switch self {
+            case .ipAddress: return "[\"10.0.0.1\"]"
+            case .strippableField: return "[\"X-Remote-User\"]"
+            case .subject: return "[\"auth0|61f0c2...\"]"
+            case .algorithm: return "[\"RS256\"]"
+            }
+        }
     }
 
     /// Checks on a string value that need no other key.

@@ -1,8 +1,9 @@
 import Glibc
 
 /// The files the gateway's security rests on (gateway.conf, the keys file, `*_FILE` secrets, the
-/// TLS private key) must be changeable by no one but the gateway's user and root: whoever can
-/// write one of them can route around the bearer check, mint tokens or read what they protect.
+/// TLS private key, the CA files trusted for upstreams and identity providers) must be
+/// changeable by no one but the gateway's user and root: whoever can write one of them can route
+/// around the bearer check, mint tokens or read what they protect.
 /// As OpenSSH's StrictModes, the file and the folder holding it are checked: a file writable by
 /// group or others, or owned by another user, is refused; so is a folder in which another user
 /// could replace it (writable by group or others without the sticky bit, or owned by another user).

@@ -12,6 +12,8 @@ struct GatewayConfig: Sendable {
     var profiles = Profiles()
     /// `[[user]]` entries, besides the datarhei single user of `api.auth`.
     var users: [User] = []
+    /// Sign-in with identity providers (datarhei Core's `api.auth.auth0`).
+    var identityProviders = IdentityProviders()
     var routes: [Route] = [Route.defaultAPI]
     /// File the configuration came from (for reload), nil when built in code.
     var sourcePath: String?
@@ -139,6 +141,35 @@ struct GatewayConfig: Sendable {
         var envelopeRedirect = "pw/reset"
     }
 
+    /// `[api.auth.auth0]`: identity providers whose access tokens the gateway accepts at
+    /// `POST /api/login` (and, on routes that say so, on requests).
+    struct IdentityProviders: Sendable {
+        var enable = false
+        var tenants: [Tenant] = []
+    }
+
+    /// One `[[api.auth.auth0.tenants]]` entry: an OpenID Connect issuer (Auth0, Keycloak, Okta,
+    /// Google...), the audience its tokens must name, and the subjects allowed in.
+    struct Tenant: Sendable {
+        /// host[:port]; the issuer is `https://<domain>/` unless `issuer` says otherwise.
+        var domain = ""
+        var audience = ""
+        var clientID = ""
+        /// Allowed subjects; `["*"]` allows every subject of the tenant.
+        var users: [String] = []
+        /// Compared byte for byte with `iss`.
+        var issuer = ""
+        /// Empty: `jwks_uri` of the issuer's OpenID discovery document, else
+        /// `<issuer>/.well-known/jwks.json`.
+        var jwksURL = ""
+        var algorithms = ["RS256", "ES256"]
+        /// PEM CAs the provider's certificate must chain to; empty: the system's store.
+        var caFile = ""
+
+        /// The `iss` its tokens carry.
+        var effectiveIssuer: String { issuer.isEmpty ? "https://\(domain)/" : issuer }
+    }
+
     /// A `[[user]]` entry.
     struct User: Sendable {
         var name: String
@@ -168,6 +199,8 @@ struct GatewayConfig: Sendable {
         /// A WebSocket tunnel or streaming answer ends when the token that opened it expires or
         /// is revoked.
         var closeOnExpiry = true
+        /// An access token of a configured identity provider opens the route directly.
+        var acceptIdPTokens = false
 
         static let defaultAPI = Route(prefix: "/api/v3/", upstream: "http://127.0.0.1:9000")
     }

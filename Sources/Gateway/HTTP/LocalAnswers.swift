@@ -30,7 +30,7 @@ extension ClientConnection {
             setDeadline(worker.loop.now + DeferredAnswer.timeoutMs, keepIfEarlier: false)
             let slot = socket.slot, generation = self.generation, job = d.job
             let box = WorkerBox(worker)
-            let accepted = worker.blocking.submit {
+            let accepted = (d.pool ?? worker.blocking).submit {
                 let ok = job()
                 // Back to the connection's own loop; the worker is touched only there.
                 box.worker.loop.execute { box.worker.deferredDone(slot: slot, generation: generation, ticket: ticket, ok: ok) }

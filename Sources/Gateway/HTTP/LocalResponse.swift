@@ -52,6 +52,9 @@ enum EndpointOutcome {
 struct DeferredAnswer {
     /// Request bytes (head and body) the handler has read; it must be the whole request.
     let consumed: Int
+    /// Where `job` runs: nil for the blocking pool; the identity providers' own thread for a
+    /// sign-in that may wait on a provider.
+    var pool: BlockingPool? = nil
     let job: @Sendable () -> Bool
     /// The answer, and how long to hold it back (the failed-login delay).
     let finish: (Bool) -> (response: LocalResponse, delayMs: UInt64)

@@ -113,9 +113,19 @@ final class TLSSession {
             switch gw_tls_read(ssl, buffer.base + buffer.writerIndex, buffer.writableBytes, &n) {
             case Int32(GW_TLS_OK):
                 buffer.writerIndex += n
+                // Further records already in the session join this read (one SSL_read gives one
+                // record): they would come with no readiness event of their own. An error or a
+                // close among them is met again by the next read.
+                var total = n
+                while buffer.writableBytes > 0 && gw_tls_has_buffered_input(ssl) != 0 {
+                    var more = 0
+                    guard gw_tls_read(ssl, buffer.base + buffer.writerIndex, buffer.writableBytes, &more) == Int32(GW_TLS_OK) else { break }
+                    buffer.writerIndex += more
+                    total += more
+                }
                 // TLS 1.3 session tickets and the like go out with the next write or now.
                 guard sendPending(socket) else { return nil }
-                return .bytes(n)
+                return .bytes(total)
             case Int32(GW_TLS_WANT_READ):
                 guard sendPending(socket) else { return nil }
                 let scratch = buffers.take()

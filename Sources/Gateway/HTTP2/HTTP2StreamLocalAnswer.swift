@@ -19,7 +19,7 @@ extension HTTP2Stream {
             setDeadline(DeferredAnswer.timeoutMs)
             let slot = connection.socket.slot, generation = connection.generation, stream = id, job = d.job
             let box = WorkerBox(worker)
-            let accepted = worker.blocking.submit {
+            let accepted = (d.pool ?? worker.blocking).submit {
                 let ok = job()
                 box.worker.loop.execute {
                     box.worker.http2DeferredDone(slot: slot, generation: generation, stream: stream, ticket: ticket, ok: ok)

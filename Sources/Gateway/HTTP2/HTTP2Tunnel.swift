@@ -54,11 +54,11 @@ extension HTTP2Stream: UpgradableStream {
             withResponseBuffer { out in _ = out.move(from: &u.input!) }
             resumeAnswer()
         }
-        // Over TLS, bytes decrypted into the session but not yet read come with no event.
-        var rounds = 0
-        while rounds < 16, u.transport.hasBufferedInput, u.input?.isEmpty == true, canTakeResponse {
-            rounds += 1
-            guard u.readOnce() != nil else { exchangeAborted("upstream_read_failed"); return }
+        // Over TLS, bytes held in the session come with no event: read while each read brings
+        // some and the client side has room.
+        while u.transport.hasBufferedInput, u.input?.isEmpty == true, canTakeResponse {
+            guard let r = u.readOnce() else { exchangeAborted("upstream_read_failed"); return }
+            guard case .bytes = r else { break }
             withResponseBuffer { out in _ = out.move(from: &u.input!) }
             resumeAnswer()
         }

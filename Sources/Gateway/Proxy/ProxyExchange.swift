@@ -41,7 +41,7 @@ extension UpstreamConnection {
     /// read again.
     func streamHasRoom() {
         relayResponse()
-        if stream != nil { readBufferedRecords() }
+        if stream != nil && phase == .active { readBufferedRecords() }
         if stream != nil { updateInterest() }
     }
 
@@ -141,12 +141,12 @@ extension UpstreamConnection {
         return false
     }
 
-    /// Decrypted answer bytes held in the TLS session (a record larger than the room there was)
-    /// come with no readiness event of their own: they are read while the client side has room.
+    /// Answer bytes held in the TLS session (records beyond the room there was) come with no
+    /// readiness event of their own: they are read while the client side takes them and each
+    /// round moves something.
     private func readBufferedRecords() {
-        var rounds = 0
-        while rounds < 16, transport.hasBufferedInput, let stream, stream.canTakeResponse, !exchange.tunneling {
-            rounds += 1
+        while transport.hasBufferedInput, let stream, stream.canTakeResponse, !exchange.tunneling {
+            let before = (input?.readableBytes ?? 0, exchange.responseBodyBytes, exchange.responseHeadDone)
             switch readOnce() {
             case nil:
                 upstreamFailed()
@@ -156,6 +156,8 @@ extension UpstreamConnection {
             case .wouldBlock?:
                 return
             }
+            // No room was made and nothing read: the client side's room will call again.
+            if before == (input?.readableBytes ?? 0, exchange.responseBodyBytes, exchange.responseHeadDone) { return }
         }
     }
 
@@ -163,7 +165,11 @@ extension UpstreamConnection {
     /// pool: the bytes (or the close) were there before this exchange's request was written, so
     /// they are stray bytes of an earlier answer, never this request's answer.
     private func upstreamWasStale(_ events: IOEvents) -> Bool {
-        reused && !exchange.gotBytes && takenInBatch == pool.worker.loop.batch && events.readable
+        guard reused && !exchange.gotBytes && takenInBatch == pool.worker.loop.batch && events.readable else { return false }
+        // Over TLS the readiness may be records that carry no answer bytes (a late session
+        // ticket): those are read now, and only an answer byte, a close or a record left half
+        // read is stray.
+        return !idleReadableKeepsIt()
     }
 
     /// Writable while the request is unsent, readable while the client side has room.
@@ -312,7 +318,8 @@ extension UpstreamConnection {
         let bodyBytes = exchange.responseBodyBytes, unsent = exchange.unsentBody
         // Leftovers either way: answer bytes past the answer, or request bytes not yet sent (an
         // early answer while the socket was full): the upstream would read them as a request.
-        let leftover = !(input?.isEmpty ?? true) || !(output?.isEmpty ?? true)
+        // Over TLS, bytes may also wait decrypted or half-read in the session.
+        let leftover = !(input?.isEmpty ?? true) || !(output?.isEmpty ?? true) || !transport.isQuiet
         if exchange.reusable(leftover: leftover) { pool.release(self) } else { pool.close(self) }
         stream.exchangeFinished(bodyBytes: bodyBytes, unsentBody: unsent)
     }

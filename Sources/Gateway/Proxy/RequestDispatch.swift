@@ -69,7 +69,7 @@ extension Worker {
         var expiresAt: Int64 = 0
         var identity: TunnelIdentity?
         if route.authRequired {
-            switch checkBearer(head, buffer: buf, snapshot: snapshot) {
+            switch checkBearer(head, buffer: buf, snapshot: snapshot, acceptIdP: route.acceptIdPTokens) {
             case let .success(v):
                 subject = v.subject
                 log.user(v.subject)

@@ -9,6 +9,8 @@ struct CompiledRoute: Sendable {
     let envelopeErrors: Bool
     /// Tunnels and streaming answers end with the token that opened them.
     let closeOnExpiry: Bool
+    /// An identity provider's access token opens the route too.
+    var acceptIdPTokens = false
 }
 
 /// Why a request target is refused before routing (400), never forwarded.

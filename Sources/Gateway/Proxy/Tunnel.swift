@@ -59,11 +59,11 @@ extension ClientConnection: UpgradableStream {
     /// Moves whatever each side has buffered to the other and flushes both.
     private func moveTunnelBytes(_ u: UpstreamConnection) {
         if !(u.input?.isEmpty ?? true), output != nil { _ = output!.move(from: &u.input!) }
-        // Over TLS, bytes decrypted into the session but not yet read come with no event.
-        var rounds = 0
-        while rounds < 16, u.transport.hasBufferedInput, u.input?.isEmpty == true, (output?.writableBytes ?? 0) > 0 {
-            rounds += 1
-            guard u.readOnce() != nil else { abort("upstream_read_failed"); return }
+        // Over TLS, bytes held in the session come with no event: read while each read brings
+        // some and the client side has room.
+        while u.transport.hasBufferedInput, u.input?.isEmpty == true, (output?.writableBytes ?? 0) > 0 {
+            guard let r = u.readOnce() else { abort("upstream_read_failed"); return }
+            guard case .bytes = r else { break }
             _ = output!.move(from: &u.input!)
         }
         if !(input?.isEmpty ?? true), u.output != nil { _ = u.output!.move(from: &input!) }

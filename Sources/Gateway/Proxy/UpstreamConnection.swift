@@ -23,8 +23,12 @@ final class UpstreamConnection {
 
     let socket: Socket
     let transport: Transport
+    /// The trust its TLS session was made under (nil: plain).
+    let trust: TLSClientContext?
     /// Connected, and shaking hands (an https upstream) before the request may go.
     var handshaking = false
+    /// The sending side ends once `output` is written (`shutdownWrite`).
+    private var writeShutdownWanted = false
     let generation: UInt32
     unowned let pool: UpstreamPool
     var phase: Phase
@@ -43,9 +47,10 @@ final class UpstreamConnection {
     /// The exchange in flight, replaced whole by `beginExchange`.
     var exchange = ExchangeState()
 
-    init(socket: Socket, transport: Transport, generation: UInt32, pool: UpstreamPool, phase: Phase) {
+    init(socket: Socket, transport: Transport, trust: TLSClientContext?, generation: UInt32, pool: UpstreamPool, phase: Phase) {
         self.socket = socket
         self.transport = transport
+        self.trust = trust
         self.generation = generation
         self.pool = pool
         self.phase = phase
@@ -61,10 +66,14 @@ final class UpstreamConnection {
     /// Writes as much of `output` as the socket takes. Returns false on a write error.
     @inline(__always)
     func flush() -> Bool {
-        guard !(output?.isEmpty ?? true) else { return transport.sendPending(socket) }
-        // Keep the head bytes readable for a replay until the answer starts.
-        let keep = exchange.keptHeadLength > 0 && !exchange.gotBytes
-        do { _ = try transport.write(socket, from: &output!, keepDrained: keep) } catch { return false }
+        if !(output?.isEmpty ?? true) {
+            // Keep the head bytes readable for a replay until the answer starts.
+            let keep = exchange.keptHeadLength > 0 && !exchange.gotBytes
+            do { _ = try transport.write(socket, from: &output!, keepDrained: keep) } catch { return false }
+        } else if !transport.sendPending(socket) {
+            return false
+        }
+        if writeShutdownWanted && (output?.isEmpty ?? true) { transport.shutdownWrite(socket) }
         return true
     }
 
@@ -96,8 +105,12 @@ final class UpstreamConnection {
         }
     }
 
-    /// Ends the sending side (a client's half-close passed on through a tunnel).
-    func shutdownWrite() { transport.shutdownWrite(socket) }
+    /// Ends the sending side (a client's half-close passed on through a tunnel) once the bytes
+    /// already taken are on the wire: over TLS, close_notify must follow the last record.
+    func shutdownWrite() {
+        writeShutdownWanted = true
+        if output?.isEmpty ?? true { transport.shutdownWrite(socket) }
+    }
 
     /// An idle pooled connection became readable: the upstream closed it or sent bytes nobody
     /// asked for (it is closed then), or — over TLS — sent whole records that carry no bytes of
@@ -167,7 +180,8 @@ final class UpstreamPool {
         }
         let socket = try Socket.connect(target.address)
         let gen = worker.loop.generation(of: socket.slot) &+ 1
-        let u = UpstreamConnection(socket: socket, transport: transport, generation: gen, pool: self, phase: .connecting)
+        let u = UpstreamConnection(socket: socket, transport: transport, trust: target.tls?.context, generation: gen, pool: self,
+                                   phase: .connecting)
         do {
             let registered = try worker.loop.register(socket, interest: .write, handler: .upstream(u))
             precondition(registered == gen)
@@ -183,7 +197,9 @@ final class UpstreamPool {
         u.stream = nil
         if let b = u.input { worker.buffers.release(b); u.input = nil }
         if let b = u.output { worker.buffers.release(b); u.output = nil }
-        guard idle.count < maxIdle, !worker.draining else { close(u); return }
+        // Nothing may wait in a TLS session either: it would be taken for the next answer. A
+        // connection made under trust a reload has replaced is not kept.
+        guard idle.count < maxIdle, !worker.draining, u.transport.isQuiet, u.trust === target.tls?.context else { close(u); return }
         u.phase = .idle
         u.idleSince = worker.loop.now
         // Readable while idle means the upstream closed it (or sent garbage): drop it then.

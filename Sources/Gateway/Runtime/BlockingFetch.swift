@@ -36,11 +36,15 @@ struct BlockingFetch {
     var maxBodyBytes = 1 << 20
     var timeoutSeconds = 5
 
-    /// GETs `path` from `address`, with TLS as `tls` says (nil: plain).
+    /// GETs `path` from `address`, with TLS as `tls` says (nil: plain). The socket never blocks:
+    /// every wait is a poll bounded by what is left of `timeoutSeconds`, so a peer that sends a
+    /// byte at a time cannot hold the thread past it.
     func get(address: SocketAddress, hostHeader: String, path: String, tls: UpstreamTLS?) -> Result<Answer, Failure> {
-        let deadline = monotonicNanos() + UInt64(timeoutSeconds) * 1_000_000_000
-        guard let socket = Socket.connectBlocking(address, timeoutSeconds: timeoutSeconds) else { return .failure(.connect) }
+        let clock = Deadline(seconds: timeoutSeconds)
+        guard let socket = try? Socket.connect(address) else { return .failure(.connect) }
         defer { socket.close() }
+        guard socket.wait(readable: false, writable: true, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
+        guard socket.pendingError == 0 else { return .failure(.connect) }
         let buffers = BufferPool(bufferSize: HTTPLimits.bufferBytes, largeSize: HTTPLimits.maxHeadBytes, maxFree: 2)
         var session: TLSSession?
         if let tls {
@@ -48,17 +52,14 @@ struct BlockingFetch {
                 return .failure(.tls("cannot start a session for \(tls.serverName)"))
             }
             session = s
-            while true {
+            handshake: while true {
                 switch s.handshake(socket) {
-                case .done: break
+                case .done: break handshake
                 case .pending:
-                    // A blocking read that came back empty: its receive timeout passed.
-                    if monotonicNanos() < deadline { continue }
-                    return .failure(.timeout)
+                    guard socket.wait(readable: true, writable: s.hasPendingOutput, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
                 case .failed:
                     return .failure(.tls(s.verifyFailure.map { "certificate refused: \($0)" } ?? "handshake failed"))
                 }
-                break
             }
         }
         var request = buffers.take()
@@ -66,22 +67,28 @@ struct BlockingFetch {
         guard request.append(Array("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\n\r\n".utf8)) else {
             return .failure(.malformed)
         }
-        while !request.isEmpty {
-            let sent: Int?
-            if let session { sent = session.write(socket, from: &request) } else { sent = socket.writeOut(&request) }
-            guard let sent, sent > 0 || request.isEmpty else { return .failure(.connect) }
-            guard monotonicNanos() < deadline else { return .failure(.timeout) }
+        while !request.isEmpty || (session?.hasPendingOutput ?? false) {
+            if !request.isEmpty {
+                let sent: Int?
+                if let session { sent = session.write(socket, from: &request) } else { sent = socket.writeOut(&request) }
+                guard sent != nil else { return .failure(.connect) }
+            } else if !(session?.sendPending(socket) ?? true) {
+                return .failure(.connect)
+            }
+            if request.isEmpty && !(session?.hasPendingOutput ?? false) { break }
+            guard socket.wait(readable: false, writable: true, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
         }
-        return readAnswer(socket, session: session, buffers: buffers, deadline: deadline)
+        return readAnswer(socket, session: session, buffers: buffers, clock: clock)
     }
 
-    private func readAnswer(_ socket: Socket, session: TLSSession?, buffers: BufferPool, deadline: UInt64) -> Result<Answer, Failure> {
+    private func readAnswer(_ socket: Socket, session: TLSSession?, buffers: BufferPool, clock: Deadline) -> Result<Answer, Failure> {
         var data: [UInt8] = []
         var chunk = buffers.take()
         defer { buffers.release(chunk) }
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 100)
         defer { fields.deallocate() }
         var head: ResponseHead?
+        var body = BodyReader(maxBodyBytes: maxBodyBytes)
         var eof = false
         while true {
             if head == nil {
@@ -91,62 +98,97 @@ struct BlockingFetch {
                     // Interim answers (100 Continue) are skipped.
                     if h.status < 200 { data.removeFirst(h.headLength); continue }
                     head = h
+                    body.start(h, offset: h.headLength)
                 case .error: return .failure(.malformed)
                 case .incomplete: if data.count > HTTPLimits.maxHeadBytes { return .failure(.malformed) }
                 }
             }
             if let h = head {
-                switch bodyIfComplete(h, data: data, eof: eof) {
-                case let .success(body?):
-                    return .success(Answer(status: h.status, cacheControl: Self.cacheControl(h, fields: fields, data: data), body: body))
-                case .success(nil): break
-                case let .failure(f): return .failure(f)
+                switch body.advance(data, eof: eof) {
+                case .complete:
+                    return .success(Answer(status: h.status, cacheControl: Self.cacheControl(h, fields: fields, data: data), body: body.bytes))
+                case .more: break
+                case let .failed(f): return .failure(f)
                 }
             }
             if eof { return .failure(.closed) }
-            guard monotonicNanos() < deadline else { return .failure(.timeout) }
             chunk.clear()
             let r: IOResult?
             if let session { r = session.read(socket, into: &chunk) } else { r = try? socket.read(into: &chunk) }
             switch r {
             case .bytes?: data += chunk.readable
             case .eof?: eof = true
-            case .wouldBlock?: continue   // the receive timeout passed; the deadline decides
+            case .wouldBlock?:
+                guard socket.wait(readable: true, writable: session?.hasPendingOutput ?? false, timeoutMs: clock.leftMs) else {
+                    return .failure(.timeout)
+                }
+                _ = session?.sendPending(socket)
             case nil: return .failure(session == nil ? .closed : .tls("connection failed"))
             }
         }
     }
 
-    /// The body once all of it is in `data`, nil while more is to come.
-    private func bodyIfComplete(_ h: ResponseHead, data: [UInt8], eof: Bool) -> Result<[UInt8]?, Failure> {
-        let bodyBytes = data.count - h.headLength
-        switch responseBody(h, requestWasHEAD: false) {
-        case .none:
-            return .success([])
-        case let .contentLength(n):
-            guard n <= Int64(maxBodyBytes) else { return .failure(.tooLarge(maxBodyBytes)) }
-            return bodyBytes >= Int(n) ? .success(Array(data[h.headLength..<(h.headLength + Int(n))])) : .success(nil)
-        case .untilClose:
-            guard bodyBytes <= maxBodyBytes else { return .failure(.tooLarge(maxBodyBytes)) }
-            return eof ? .success(Array(data[h.headLength...])) : .success(nil)
-        case .chunked:
-            var decoder = ChunkedDecoder()
-            var body: [UInt8] = []
-            return data.withUnsafeBytes { raw in
-                var offset = h.headLength
-                while true {
-                    let (step, next) = decoder.next(raw, from: offset)
-                    offset = next
-                    switch step {
-                    case let .data(range):
-                        body += raw[range.start..<range.end]
-                        guard body.count <= maxBodyBytes else { return .failure(.tooLarge(maxBodyBytes)) }
-                    case .needMore: return .success(nil)
-                    case .done: return .success(body)
-                    case .error: return .failure(.malformed)
+    /// Reads a body out of the answer's bytes as they grow, without going over any byte twice;
+    /// framing included, the bytes held are bounded by the body limit and the head's.
+    private struct BodyReader {
+        enum Step { case more, complete, failed(Failure) }
+
+        let maxBodyBytes: Int
+        var framing = ResponseBody.none
+        var offset = 0
+        var decoder = ChunkedDecoder()
+        var bytes: [UInt8] = []
+
+        init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+
+        mutating func start(_ h: ResponseHead, offset: Int) {
+            framing = responseBody(h, requestWasHEAD: false)
+            self.offset = offset
+        }
+
+        mutating func advance(_ data: [UInt8], eof: Bool) -> Step {
+            switch framing {
+            case .none:
+                return .complete
+            case let .contentLength(n):
+                guard n <= Int64(maxBodyBytes) else { return .failed(.tooLarge(maxBodyBytes)) }
+                guard data.count - offset >= Int(n) else { return .more }
+                bytes = Array(data[offset..<(offset + Int(n))])
+                return .complete
+            case .untilClose:
+                guard data.count - offset <= maxBodyBytes else { return .failed(.tooLarge(maxBodyBytes)) }
+                guard eof else { return .more }
+                bytes = Array(data[offset...])
+                return .complete
+            case .chunked:
+                // Chunk framing may cost more bytes than the data it carries; it is bounded too.
+                guard data.count - offset <= 2 * maxBodyBytes + HTTPLimits.maxHeadBytes else { return .failed(.tooLarge(maxBodyBytes)) }
+                return data.withUnsafeBytes { raw -> Step in
+                    while true {
+                        let (step, next) = decoder.next(raw, from: offset)
+                        offset = next
+                        switch step {
+                        case let .data(range):
+                            bytes += raw[range.start..<range.end]
+                            if bytes.count > maxBodyBytes { return .failed(.tooLarge(maxBodyBytes)) }
+                        case .needMore: return .more
+                        case .done: return .complete
+                        case .error: return .failed(.malformed)
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// A point `seconds` from now on the monotonic clock.
+    private struct Deadline {
+        let end: UInt64
+        init(seconds: Int) { end = monotonicNanos() + UInt64(seconds) * 1_000_000_000 }
+        /// Milliseconds left, 0 once passed.
+        var leftMs: Int32 {
+            let now = monotonicNanos()
+            return now >= end ? 0 : Int32(min(UInt64(Int32.max), (end - now) / 1_000_000))
         }
     }
 
@@ -160,5 +202,44 @@ struct BlockingFetch {
             values.append(String(decoding: data[f.value.start..<f.value.end], as: UTF8.self))
         }
         return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+}
+
+/// An `https://host[:port][/path]` URL taken apart (no user information, query kept in the
+/// path, no fragment); the port defaults to 443.
+struct HTTPSLocation: Equatable, Sendable {
+    let host: String
+    let port: UInt16
+    /// `/` at least.
+    let path: String
+
+    /// What the Host field and the resolver are given: `host:port`, an IPv6 host in brackets.
+    var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    init?(_ url: String) {
+        guard url.hasPrefix("https://") else { return nil }
+        let rest = url.dropFirst("https://".count)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        var path = String(rest.dropFirst(authority.count))
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        guard !authority.isEmpty, !authority.contains("@"), !url.contains("#"),
+              !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else { return nil }
+        var host = Substring(authority), portText: Substring = "443"
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return nil }
+                portText = after.dropFirst()
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            portText = authority[authority.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = UInt16(portText), port > 0 else { return nil }
+        self.host = String(host)
+        self.port = port
+        self.path = path
     }
 }

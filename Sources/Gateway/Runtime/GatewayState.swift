@@ -31,11 +31,16 @@ final class GatewayState: Sendable {
     /// Whether the upstreams answer (`GET /readyz`), probed off the loops.
     let readiness: Readiness?
     let issuerSettings: IssuerSettings
+    /// The identity providers whose tokens sign users in (empty unless `api.auth.auth0.enable`).
+    let idpTenants: [IdPTenant]
+    /// Their key fetching and sign-ins (nil where nothing runs, as in check-config).
+    let identityProviders: IdentityProviders?
 
     init(config: GatewayConfig, ring: KeyRing, revocations: RevocationSet, startedAt: Int64 = 0, instanceID: String = "",
          upstreamAbout: UpstreamAbout? = nil, journal: RevocationJournal? = nil, previous: GatewayState? = nil,
-         readiness: Readiness? = nil) throws {
+         readiness: Readiness? = nil, identityProviders: IdentityProviders? = nil) throws {
         self.config = config
+        self.identityProviders = identityProviders
         self.journal = journal
         self.readiness = readiness
         self.upstreamAbout = config.about.fromUpstream ? upstreamAbout : nil
@@ -50,7 +55,17 @@ final class GatewayState: Sendable {
         } catch {
             throw StartupError("users: \(error)")
         }
-        about = AboutInfo(config: config, passwordLogin: config.auth.enable && !credentials.isEmpty, startedAt: startedAt, id: instanceID)
+        if let identityProviders {
+            idpTenants = try identityProviders.tenants(for: config)
+        } else if config.identityProviders.enable {
+            idpTenants = try config.identityProviders.tenants.map {
+                IdPTenant($0, leeway: config.tokens.leewaySeconds, source: try IdPKeySource(tenant: $0))
+            }
+        } else {
+            idpTenants = []
+        }
+        about = AboutInfo(config: config, passwordLogin: config.auth.enable && !credentials.isEmpty,
+                          identityProviders: idpTenants.map(\.about), startedAt: startedAt, id: instanceID)
         issuerSettings = IssuerSettings(issuer: config.tokens.issuer, accessLifetime: config.tokens.accessTTLSeconds,
                                         refreshLifetime: config.tokens.refreshTTLSeconds)
         do {
@@ -85,7 +100,8 @@ final class GatewayState: Sendable {
             compiled.append(CompiledRoute(prefix: Array(r.prefix.utf8), upstreamIndex: index,
                                           authRequired: r.auth == .required, forwardAuthorization: r.forwardAuthorization,
                                           maxBodyBytes: r.maxBodyBytes ?? config.limits.bodyBytes,
-                                          envelopeErrors: r.errors == "envelope", closeOnExpiry: r.closeOnExpiry))
+                                          envelopeErrors: r.errors == "envelope", closeOnExpiry: r.closeOnExpiry,
+                                          acceptIdPTokens: r.acceptIdPTokens && !idpTenants.isEmpty))
         }
         // Longest prefix first, so the most specific route wins.
         routes = compiled.enumerated().sorted { a, b in

@@ -21,11 +21,13 @@ final class Server: @unchecked Sendable {
     private let upstreamAbout = UpstreamAbout()
     private let journal: RevocationJournal
     private let readiness = Readiness()
+    private let identityProviders: IdentityProviders
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
         self.environment = environment
         self.log = log
+        identityProviders = IdentityProviders(log: log)
         var env = environment
         if demo && (env["GATEWAY_API_AUTH_PASSWORD"] ?? "").isEmpty {
             // Demo mode: a fresh password for the example user, printed once, never stored.
@@ -38,7 +40,9 @@ final class Server: @unchecked Sendable {
         journal = RevocationJournal(path: (loaded.config.server.dataDir as NSString).appendingPathComponent("revocations.journal"))
         for note in try journal.replay(into: revocations, now: Int64(Date().timeIntervalSince1970)) { log.submit(note) }
         state = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
-                                 instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, readiness: readiness)
+                                 instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, readiness: readiness,
+                                 identityProviders: identityProviders)
+        identityProviders.install(state.idpTenants)
         readiness.setTargets(state.upstreams.map { ($0.url, $0.address) })
         if loaded.config.about.fromUpstream, let first = state.upstreams.first {
             upstreamAbout.start(target: first)
@@ -149,7 +153,8 @@ final class Server: @unchecked Sendable {
             let ring = try SigningKeys.load(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
                                         instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,
-                                        readiness: readiness)
+                                        readiness: readiness, identityProviders: identityProviders)
+            identityProviders.install(next.idpTenants)
             readiness.setTargets(next.upstreams.map { ($0.url, $0.address) })
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers
                 || next.config.tls.enable != state.config.tls.enable || next.config.tls.address != state.config.tls.address {

@@ -103,6 +103,17 @@ struct Socket {
 
     func sendAll(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { sendAll($0) } }
 
+    /// Waits up to `timeoutMs` until the socket is readable (or `writable`, when asked), or has
+    /// failed; false on timeout. For threads off the loops (`BlockingFetch`).
+    func wait(readable: Bool, writable: Bool, timeoutMs: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(readable ? POLLIN : 0) | Int16(writable ? POLLOUT : 0), revents: 0)
+        while true {
+            let r = poll(&p, 1, max(0, timeoutMs))
+            if r < 0 && errno == EINTR { continue }
+            return r > 0
+        }
+    }
+
     /// Waits up to `timeoutMs` for bytes to read (or the peer's close); false on timeout.
     func waitReadable(timeoutMs: Int32) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

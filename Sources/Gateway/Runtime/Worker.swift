@@ -10,6 +10,8 @@ final class Worker {
     let loop: EventLoop
     private(set) var state: GatewayState
     private(set) var verifier: TokenVerifier
+    /// Verifiers for identity providers' tokens on routes that accept them.
+    let idpVerifiers = IdPVerifiers()
     private(set) var issuer: TokenIssuer
     /// Checks signatures but not expiry: the envelope refresh accepts the client's expired
     /// access token as proof of the same subject.
@@ -308,6 +310,9 @@ final class Worker {
     private func makePools(for s: GatewayState, reusing old: [UpstreamPool]) -> [UpstreamPool] {
         s.upstreams.indices.map { i in
             if let p = old.first(where: { $0.target.key == s.upstreams[i].key }) {
+                // New trust (the CA file is read again on every reload): idle TLS connections
+                // made under the old one go; busy ones finish their exchange and are not kept.
+                if p.target.tls?.context !== s.upstreams[i].tls?.context { p.closeAll() }
                 p.target = s.upstreams[i]
                 p.maxIdle = s.config.server.upstreamIdlePerWorker
                 p.idleTimeoutMs = UInt64(s.config.server.upstreamIdleTimeoutMs)

@@ -3,13 +3,14 @@
 (OpenID discovery and a JWKS the test can rotate, counting its fetches) and an HTTPS upstream.
 
   tls_fixture.py pki DIR                  ca.pem/ca.key, server.pem/server.key for localhost and
-                                          127.0.0.1 signed by that CA, other-ca.pem (unrelated)
+                                          127.0.0.1 signed by that CA, wrong-name.pem/.key (same CA,
+                                          idp.example.net only), other-ca.pem (unrelated)
   tls_fixture.py idp-keys DIR             rsa.pem (2048), rsa2.pem, ec.pem (P-256) private keys
   tls_fixture.py jwks OUT KEY:KID ...     a JWK Set of those keys' public halves
   tls_fixture.py sign KEY ALG KID JSON    a JWS of the claims in JSON (ALG none/HS256 allowed;
                                           HS256 signs with the key file's public PEM as secret)
   tls_fixture.py serve SPEC.json          serves until killed (spec: port, cert, key, mode
-                                          "idp" or "upstream", dir for idp state files)
+                                          "idp", "upstream" or "records", dir for state files)
 
 idp state in DIR: jwks.json (served as is, re-read per fetch), cache_control (the header, default
 "max-age=600"), fetches (the number of JWKS fetches, written after each), hang (present: a JWKS
@@ -49,21 +50,29 @@ def make_ca(name):
     return key, cert
 
 
-def pki(d):
-    ca_key, ca = make_ca("gateway tests CA")
+def leaf(ca_key, ca, names):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
             .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names[1:]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+def pki(d):
+    ca_key, ca = make_ca("gateway tests CA")
+    key, cert = leaf(ca_key, ca, ["localhost", x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     write(os.path.join(d, "ca.pem"), ca.public_bytes(serialization.Encoding.PEM))
     write(os.path.join(d, "ca.key"), pem_key(ca_key))
     write(os.path.join(d, "server.pem"), cert.public_bytes(serialization.Encoding.PEM))
     write(os.path.join(d, "server.key"), pem_key(key))
+    # Signed by the same CA, for another name: a host-name check must refuse it on localhost.
+    key, cert = leaf(ca_key, ca, ["idp.example.net", x509.DNSName("idp.example.net")])
+    write(os.path.join(d, "wrong-name.pem"), cert.public_bytes(serialization.Encoding.PEM))
+    write(os.path.join(d, "wrong-name.key"), pem_key(key))
     _, other = make_ca("an unrelated CA")
     write(os.path.join(d, "other-ca.pem"), other.public_bytes(serialization.Encoding.PEM))
 
@@ -119,7 +128,78 @@ def bump(path):
     os.replace(path + ".tmp", path)
 
 
+def serve_records(spec):
+    """An HTTPS upstream that chooses its TLS records: the whole flight of one answer goes out in
+    one send (so the records arrive together). /stray/...: the answer, then a second answer in a
+    record of its own that nobody asked for; /drip/...: a 300-byte body in 300 one-byte records;
+    anything else: 200 naming the path."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(spec["cert"], spec["key"])
+    state = spec["dir"]
+    lock = threading.Lock()
+    srv = socket.create_server(("127.0.0.1", spec["port"]))
+
+    def answer(body):
+        return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def handle(conn):
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_side=True)
+
+        def flush():
+            data = out.read()
+            if data:
+                conn.sendall(data)
+
+        def feed():
+            flush()
+            d = conn.recv(65536)
+            if not d:
+                raise EOFError
+            inc.write(d)
+
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    feed()
+            flush()
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        buf += tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        feed()
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                path = head.split(b" ")[1]
+                with lock:
+                    bump(os.path.join(state, "requests"))
+                if b"/stray/" in path:
+                    tls.write(answer(b"first"))
+                    tls.write(answer(b"EVIL!"))
+                elif b"/drip/" in path:
+                    tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n")
+                    for _ in range(300):
+                        tls.write(b"x")
+                else:
+                    tls.write(answer(path))
+                flush()
+        except (EOFError, OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
 def serve(spec):
+    if spec["mode"] == "records":
+        return serve_records(spec)
     lock = threading.Lock()
     state = spec.get("dir", "")
     port = spec["port"]
