@@ -110,6 +110,21 @@ final class IdentityProviderTests: XCTestCase {
         }
     }
 
+    func testLogoutAndRevocationByUserApplyToTheTokensOfASignIn() throws {
+        let gw = try gateway()
+        waitForFirstFetch(gw)
+        let first = try tokens(try signIn(gw, try token()))
+        let out = try gw.request("POST /api/logout HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer \(first.refresh)\r\n\r\n")
+        XCTAssertLessThan(out.status, 300, out.text)
+        XCTAssertEqual(try gw.get("/api/login/refresh", headers: "Authorization: Bearer \(first.refresh)\r\n").status, 401)
+        let second = try tokens(try signIn(gw, try token()))
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(second.access)\r\n").status, 200)
+        let revoked = try GatewayBinary.run(["revoke", "--config", gw.configPath, "--user", "auth0|alice"])
+        XCTAssertEqual(revoked.status, 0, revoked.stdout + revoked.stderr)
+        XCTAssertEqual(try gw.get("/api/v3/x", headers: "Authorization: Bearer \(second.access)\r\n").status, 401)
+        XCTAssertEqual(try gw.get("/api/login/refresh", headers: "Authorization: Bearer \(second.refresh)\r\n").status, 401)
+    }
+
     func testTokensThatBreakARuleAreRefusedWithDatarheisAnswer() throws {
         let gw = try gateway()
         waitForFirstFetch(gw)

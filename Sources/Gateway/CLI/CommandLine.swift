@@ -18,6 +18,9 @@ usage: gateway [VERB] [options]
                                             its admin socket, or writes the journal if none runs)
   reload [--config FILE]                    reload configuration and keys (admin socket)
   status [--config FILE]                    workers, keys, revocations, readiness, buffer bytes
+  healthcheck [--address HOST:PORT] [--path /healthz]
+                                            exit 0 when the gateway answers 200 there (a
+                                            container's HEALTHCHECK; default 127.0.0.1:8080)
   version                                   print the version
   hash-password [--scheme scrypt|pbkdf2]    read a password on stdin, print its PHC hash
   keys generate [--alg HS256] [--keys FILE] print (or create FILE with) a JWK Set of one new active key
@@ -68,6 +71,8 @@ public func runCommand(_ argv: [String]) -> Int32 {
             return try AdminCommands.reload(args.dropFirst())
         case ("status", _):
             return try AdminCommands.status(args.dropFirst())
+        case ("healthcheck", _):
+            return try ServeCommands.healthcheck(args.dropFirst())
         case ("demo-upstream", _):
             return try ServeCommands.demoUpstream(args.dropFirst())
         case let (verb?, _):

@@ -47,6 +47,28 @@ enum ServeCommands {
         }
     }
 
+    /// `GET /healthz` (or `--path`) on `--address`, 2 s at most: 0 on a 200, 1 otherwise.
+    static func healthcheck(_ args: ArraySlice<String>) throws -> Int32 {
+        let a = try Arguments(args, options: ["address", "path"])
+        guard a.positional.isEmpty else { throw UsageError("healthcheck takes no positional arguments") }
+        let hostPort = a.options["address"] ?? "127.0.0.1:8080"
+        let path = a.options["path"] ?? "/healthz"
+        guard path.hasPrefix("/"), !path.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
+            throw UsageError("--path must be a path such as /healthz")
+        }
+        let address = try SocketAddress.resolve(hostPort)
+        switch BlockingFetch(maxBodyBytes: 64 * 1024, timeoutSeconds: 2).get(address: address, hostHeader: hostPort, path: path, tls: nil) {
+        case let .success(answer) where answer.status == 200:
+            return 0
+        case let .success(answer):
+            printError("gateway healthcheck: \(hostPort)\(path) answered \(answer.status)")
+            return 1
+        case let .failure(why):
+            printError("gateway healthcheck: \(hostPort)\(path): \(why)")
+            return 1
+        }
+    }
+
     static func demoUpstream(_ args: ArraySlice<String>) throws -> Int32 {
         let a = try Arguments(args, options: ["listen"])
         guard a.positional.isEmpty else { throw UsageError("demo-upstream takes no positional arguments") }

@@ -22,11 +22,14 @@ final class Server: @unchecked Sendable {
     private let journal: RevocationJournal
     private let readiness = Readiness()
     private let identityProviders: IdentityProviders
+    /// systemd's notification socket, when run by it (`Type=notify`).
+    private let notifier: ServiceNotifier
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
         self.environment = environment
         self.log = log
+        notifier = ServiceNotifier(environment: environment)
         identityProviders = IdentityProviders(log: log)
         var env = environment
         if demo && (env["GATEWAY_API_AUTH_PASSWORD"] ?? "").isEmpty {
@@ -109,11 +112,19 @@ final class Server: @unchecked Sendable {
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
         startKeysWatcher()
+        notifier.send("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(state.config.server.listen)")
 
         var exitCode: Int32 = 0
         var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
+        let watchdog = notifier.watchdogIntervalMs.map { _ in LoopWatchdog(loops: workers.count) }
+        let tickMs = notifier.watchdogIntervalMs.map { max(1, min(1000, $0)) } ?? 1000
+        var lastTick = monotonicNanos() / 1_000_000
         signalLoop: while true {
-            let n = poll(&pfd, 1, 1000)
+            let n = poll(&pfd, 1, Int32(tickMs))
+            if let watchdog, monotonicNanos() / 1_000_000 - lastTick >= UInt64(tickMs) {
+                lastTick = monotonicNanos() / 1_000_000
+                watchdog.tick(workers, notifier: notifier)
+            }
             if n <= 0 { continue }
             let sig = gw_signalfd_read(sfd)
             switch sig {
@@ -121,6 +132,7 @@ final class Server: @unchecked Sendable {
                 reload()
             case SIGTERM, SIGINT:
                 log.submit("signal \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): draining (at most \(state.config.server.shutdownTimeoutMs) ms)")
+                notifier.send("STOPPING=1\nSTATUS=draining")
                 let timeout = state.config.server.shutdownTimeoutMs
                 for w in workers {
                     let box = WorkerBox(w)
@@ -148,6 +160,9 @@ final class Server: @unchecked Sendable {
     func reload(reason: String = "SIGHUP") -> String {
         reloadLock.lock()
         defer { reloadLock.unlock() }
+        notifier.send(ServiceNotifier.reloadingMessage())
+        // Serving goes on whether the reload took or not.
+        defer { notifier.send("READY=1\nSTATUS=listening on \(state.config.server.listen)") }
         do {
             let loaded = try Self.loadConfig(configPath, environment)
             let ring = try SigningKeys.load(loaded.config, log: log)

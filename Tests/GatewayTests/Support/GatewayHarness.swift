@@ -16,6 +16,8 @@ final class GatewayHarness {
     private var upstream: Process?
     let logPath: String
     let configPath: String
+    /// Added to the gateway's environment (beside PATH).
+    let environment: [String: String]
     /// HTTPS beside plain HTTP (`tls: true`): its port and the self-signed pair it serves.
     private(set) var tlsPort: UInt16 = 0
     var certPath: String { dir.path("cert.pem") }
@@ -26,7 +28,8 @@ final class GatewayHarness {
     /// `sections`: more TOML tables (e.g. `[login]`), placed before the routes.
     init(settings: String = "", sections: String = "", routes: String? = nil, startUpstream: Bool = true, upstreamPort: UInt16? = nil,
          workers: Int = 1, password: String = "test-password-not-used", authEnabled: Bool = true,
-         tls: Bool = false, tlsSettings: String = "") throws {
+         tls: Bool = false, tlsSettings: String = "", environment: [String: String] = [:]) throws {
+        self.environment = environment
         dir = try TempDir()
         port = try freePort()
         var tlsSection = ""
@@ -130,7 +133,7 @@ final class GatewayHarness {
         log.seekToEndOfFile()
         p.standardOutput = log
         p.standardError = log
-        p.environment = ["PATH": "/usr/bin:/bin"]
+        p.environment = ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }
         try p.run()
         gateway = p
         try waitForPort(port)
