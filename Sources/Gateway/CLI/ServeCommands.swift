@@ -9,7 +9,7 @@ enum ServeCommands {
         guard a.positional.isEmpty else { throw UsageError("run takes no positional arguments") }
         // Before any thread exists (the log writer, the demo upstream): every thread inherits the
         // mask, so these signals reach only the signalfd in `Server.run`.
-        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
         _ = signals.withUnsafeBufferPointer { gw_block_signals($0.baseAddress, Int32($0.count)) }
         let log = LogWriter()
         let server: Server

@@ -47,6 +47,8 @@ extension ConfigLoader {
             .init("api.auth.auth0.enable", .flag(\.identityProviders.enable), "accept identity providers' access tokens at POST /api/login ([[api.auth.auth0.tenants]]; datarhei Core's api.auth.auth0)"),
             .init("log.access", .flag(\.log.access), "one line per request on stdout"),
             .init("log.level", .choice(\.log.level, ["error", "warn", "info", "debug"]), "\"error\", \"warn\", \"info\" or \"debug\""),
+            .init("log.format", .choice(\.log.format, ["text", "json"]), "\"text\" or \"json\" (one object per line) for the access and event logs"),
+            .init("log.file", .text(\.log.file, .any), "append the logs to this file (reopened on SIGUSR1, for logrotate); empty: standard output"),
             .init("login.failure_delay", .milliseconds(\.login.failureDelayMs, minimum: 0, maximum: 60_000), "a failed login is answered after this delay (0 to 60s)"),
             .init("login.max_failures_per_address", .count(\.login.maxFailuresPerAddress, 1...1_000_000), "failed logins per client address within window before 429"),
             .init("login.max_failures_per_user", .count(\.login.maxFailuresPerUser, 1...1_000_000), "failed logins per username within window before 429"),

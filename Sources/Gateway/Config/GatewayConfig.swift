@@ -103,6 +103,10 @@ struct GatewayConfig: Sendable {
         var access = true
         /// "error", "warn", "info" or "debug".
         var level = "info"
+        /// "text" or "json" (one object per line), for the access and the event log alike.
+        var format = "text"
+        /// Where the lines go; empty: standard output. Reopened on SIGUSR1.
+        var file = ""
     }
 
     /// Abuse resistance of the login endpoints.

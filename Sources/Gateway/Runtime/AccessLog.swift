@@ -10,12 +10,13 @@ final class LogWriter: @unchecked Sendable {
     private let pending = Mutex<[UInt8]>([])
     private let dropped = Atomic<Int>(0)
     private let maxPending = 4 << 20
-    private let fd: Int32
-    private let signal = Mutex<Bool>(false)
+    /// Where lines go: standard output, or `log.file` (reopened on SIGUSR1, for logrotate).
+    private let output: Mutex<(fd: Int32, path: String)>
+    private let jsonFormat = Atomic<Bool>(false)
     private var thread: pthread_t?
 
     init(fd: Int32 = 1) {
-        self.fd = fd
+        output = Mutex((fd, ""))
         var t = pthread_t()
         let box = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&t, nil, { raw in
@@ -37,10 +38,42 @@ final class LogWriter: @unchecked Sendable {
         if !accepted { dropped.add(1, ordering: .relaxed) }
     }
 
+    /// An event line, in the configured format (`LogLine.event`).
     func submit(_ line: String) {
-        var l = line
-        if !l.hasSuffix("\n") { l += "\n" }
-        l.withUTF8 { submit(UnsafeRawBufferPointer($0)) }
+        LogLine.event(line, format: format).withUnsafeBytes { submit($0) }
+    }
+
+    var format: LogFormat { jsonFormat.load(ordering: .relaxed) ? .json : .text }
+
+    /// Applies `log.format` and `log.file` ("" for standard output); a file is opened for
+    /// appending (created mode 0640). Throws when it cannot be opened: the lines keep going
+    /// where they went.
+    func configure(format: LogFormat, file: String) throws {
+        jsonFormat.store(format == .json, ordering: .relaxed)
+        guard file != output.withLock({ $0.path }) else { return }
+        try switchTo(file)
+    }
+
+    /// Opens the file again (SIGUSR1: logrotate moved it away); standard output stays.
+    func reopen() throws {
+        let path = output.withLock { $0.path }
+        guard !path.isEmpty else { return }
+        try switchTo(path)
+    }
+
+    private func switchTo(_ path: String) throws {
+        let fd: Int32
+        if path.isEmpty {
+            fd = 1
+        } else {
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw StartupError("log.file \(path): \(String(cString: strerror(errno)))") }
+        }
+        let old = output.withLock { o -> Int32 in
+            defer { o = (fd, path) }
+            return o.fd
+        }
+        if old > 2 { Glibc.close(old) }
     }
 
     /// Writes what is pending now (used at exit).
@@ -65,6 +98,7 @@ final class LogWriter: @unchecked Sendable {
     }
 
     private func write(_ bytes: [UInt8]) {
-        try? Syscall.writeAll(fd, bytes)  // standard output gone: nothing left to tell
+        // Under the lock, so a reopen never closes the descriptor mid-write.
+        output.withLock { o in _ = try? Syscall.writeAll(o.fd, bytes) }  // output gone: nothing left to tell
     }
 }

@@ -85,4 +85,38 @@ struct AccessLogEntry {
         }
         out.append(0x0A)
     }
+
+    /// The same fields as one JSON object: `time` (RFC 3339, milliseconds), `level`, `msg`
+    /// ("access"), `method`, `path`, `status`, `bytes`, `duration_ms`, `user`, `request_id`,
+    /// `protocol`, `client`, and `rule` / `closed` / `errno` when there is one. Absent values
+    /// are null.
+    func writeJSON(to out: inout [UInt8], ms: Int64, peer: PeerAddress, durationMs: Int64) {
+        func text(_ name: StaticString, _ value: [UInt8]) {
+            LogLine.raw(&out, name)
+            if value.isEmpty { LogLine.raw(&out, "null") } else { LogLine.string(&out, value) }
+        }
+        LogLine.open(&out, ms: ms, level: "info")
+        LogLine.raw(&out, "\"access\"")
+        text(",\"method\":", methodBytes)
+        text(",\"path\":", pathBytes)
+        LogLine.raw(&out, ",\"status\":"); LogLine.decimal(&out, Int64(status))
+        LogLine.raw(&out, ",\"bytes\":"); LogLine.decimal(&out, bytes)
+        LogLine.raw(&out, ",\"duration_ms\":"); LogLine.decimal(&out, durationMs)
+        text(",\"user\":", userBytes)
+        text(",\"request_id\":", requestID)
+        LogLine.raw(&out, http2 ? ",\"protocol\":\"HTTP/2\"" : ",\"protocol\":\"HTTP/1.1\"")
+        LogLine.raw(&out, ",\"client\":"); LogLine.string(&out, peer.text.utf8)
+        if let rule {
+            LogLine.raw(&out, ",\"rule\":")
+            if let t = rule.tokenError { LogLine.string(&out, t.rule.utf8) } else if let s = rule.text {
+                LogLine.string(&out, UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+            }
+        }
+        if let closed {
+            LogLine.raw(&out, ",\"closed\":")
+            LogLine.string(&out, UnsafeBufferPointer(start: closed.utf8Start, count: closed.utf8CodeUnitCount))
+            if closedErrno != 0 { LogLine.raw(&out, ",\"errno\":"); LogLine.decimal(&out, Int64(closedErrno)) }
+        }
+        LogLine.raw(&out, "}\n")
+    }
 }

@@ -37,6 +37,7 @@ final class Server: @unchecked Sendable {
             env["GATEWAY_API_AUTH_PASSWORD"] = Crypto.hex(Crypto.randomBytes(12))
         }
         let loaded = try Self.loadConfig(configPath, env)
+        try log.configure(format: LogFormat(rawValue: loaded.config.log.format) ?? .text, file: loaded.config.log.file)
         // The generated demo password is plaintext by design: no warning for it.
         for w in loaded.warnings where !(demo && w.contains("api.auth.password is plaintext")) { log.submit("warning: \(w)") }
         let ring = try SigningKeys.load(loaded.config, log: log)
@@ -67,7 +68,7 @@ final class Server: @unchecked Sendable {
     // MARK: running
 
     func run() -> Int32 {
-        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
         // Blocked before any thread starts, so every worker inherits the mask and only the
         // signalfd below sees them.
         signal(SIGPIPE, SIG_IGN)
@@ -130,6 +131,9 @@ final class Server: @unchecked Sendable {
             switch sig {
             case SIGHUP:
                 reload()
+            case SIGUSR1:
+                // logrotate has moved the file away: lines go to a new one from now on.
+                do { try log.reopen(); log.submit("SIGUSR1: reopened the log file") } catch { log.submit("warning: SIGUSR1: \(error)") }
             case SIGTERM, SIGINT:
                 log.submit("signal \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): draining (at most \(state.config.server.shutdownTimeoutMs) ms)")
                 notifier.send("STOPPING=1\nSTATUS=draining")
@@ -165,6 +169,7 @@ final class Server: @unchecked Sendable {
         defer { notifier.send("READY=1\nSTATUS=listening on \(state.config.server.listen)") }
         do {
             let loaded = try Self.loadConfig(configPath, environment)
+            try log.configure(format: LogFormat(rawValue: loaded.config.log.format) ?? .text, file: loaded.config.log.file)
             let ring = try SigningKeys.load(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
                                         instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,

@@ -362,11 +362,23 @@ final class Worker {
     }
 
     func logAccess(_ entry: inout AccessLogEntry, peer: PeerAddress, durationMs: Int64) {
-        entry.write(to: &logBatch, unixTime: loop.unixNow, peer: peer, durationMs: durationMs)
+        if log.format == .json {
+            entry.writeJSON(to: &logBatch, ms: LogLine.wallClockMs(), peer: peer, durationMs: durationMs)
+        } else {
+            entry.write(to: &logBatch, unixTime: loop.unixNow, peer: peer, durationMs: durationMs)
+        }
     }
 
     func logEvent(_ text: String) {
-        logBatch.append(contentsOf: "\(loop.unixNow) worker=\(index) \(text)\n".utf8)
+        if log.format == .json {
+            let worker = Int64(index)
+            logBatch += LogLine.event(text, format: .json) { out in
+                LogLine.raw(&out, ",\"worker\":")
+                LogLine.decimal(&out, worker)
+            }
+        } else {
+            logBatch.append(contentsOf: "\(loop.unixNow) worker=\(index) \(text)\n".utf8)
+        }
     }
 
     private func flushLog() {
