@@ -11,12 +11,18 @@ final class IdPVerificationTests: XCTestCase {
     private let issuer = "https://idp.example.com/"
     private let audience = "https://api.example.com"
     private let now: Int64 = 1_800_000_000
+    /// The gateway's own users: `admin` logs in with a password.
+    nonisolated(unsafe) private static var localUsers: Credentials!
 
     override class func setUp() {
         super.setUp()
         keys = try! TempDir()
         try! TLSFixture.run(["idp-keys", keys.url.path])
         try! TLSFixture.run(["jwks", keys.path("jwks.json"), keys.path("rsa.pem") + ":k1", keys.path("ec.pem") + ":k2"])
+        var config = GatewayConfig()
+        config.auth.username = "admin"
+        config.auth.password = "admin-password"
+        localUsers = try! Credentials(config: config)
     }
 
     private func tenant(users: [String] = ["auth0|alice"], algorithms: [String] = ["RS256", "ES256"], leeway: Int64 = 0) throws -> IdPTenant {
@@ -44,9 +50,11 @@ final class IdPVerificationTests: XCTestCase {
 
     private func sign(_ c: [String: Any]) throws -> String { try sign("rsa.pem", alg: "RS256", kid: "k1", c) }
 
-    private func verify(_ token: String, _ tenants: [IdPTenant]) -> Result<IdPVerifiers.Accepted, IdPRefusal> {
+    private func verify(_ token: String, _ tenants: [IdPTenant], at: Int64? = nil) -> Result<IdPVerifiers.Accepted, IdPRefusal> {
         var t = token
-        return t.withUTF8 { IdPVerifiers().verify(UnsafeRawBufferPointer($0), tenants: tenants, revocations: RevocationSet(), now: now) }
+        return t.withUTF8 {
+            IdPVerifiers().verify(UnsafeRawBufferPointer($0), tenants: tenants, localUsers: Self.localUsers, revocations: RevocationSet(), now: at ?? now)
+        }
     }
 
     private func refusal(_ token: String, _ tenants: [IdPTenant]) -> IdPRefusal? {
@@ -94,6 +102,28 @@ final class IdPVerificationTests: XCTestCase {
         guard case .success = verify(try sign(claims { $0["sub"] = "google-oauth2|123" }), [try tenant(users: ["*"])]) else {
             return XCTFail("users = [\"*\"] lets every subject in")
         }
+    }
+
+    func testAStarNeverLetsInTheNameOfALocalUserButNamingItDoes() throws {
+        let admin = try sign(claims { $0["sub"] = "admin" })
+        XCTAssertEqual(refusal(admin, [try tenant(users: ["*"])]), .subjectNotAllowed,
+                       "the upstream could not tell the provider's admin from the gateway's")
+        guard case .success = verify(admin, [try tenant(users: ["admin"])]) else { return XCTFail("named explicitly, it is meant") }
+    }
+
+    func testKeysHeldPastTheirFreshnessAndADayAreNoLongerUsed() throws {
+        let t = try tenant()
+        let token = try sign(claims { $0["exp"] = self.now + 10 * 86_400 })
+        let freshUntil = now + 3_600   // no Cache-Control: an hour
+        guard case .success = verify(token, [t], at: freshUntil + IdPKeySource.staleGraceSeconds) else {
+            return XCTFail("within a day past freshness, while fetches fail, the keys held still verify")
+        }
+        XCTAssertEqual(refusal2(token, [t], at: freshUntil + IdPKeySource.staleGraceSeconds + 1), .unknownKid)
+    }
+
+    private func refusal2(_ token: String, _ tenants: [IdPTenant], at: Int64) -> IdPRefusal? {
+        if case let .failure(r) = verify(token, tenants, at: at) { return r }
+        return nil
     }
 
     func testAnAlgorithmOffTheAllowListIsNotUsedEvenWithItsKeyPublished() throws {

@@ -61,6 +61,7 @@ final class IdentityProviderConfigTests: XCTestCase {
             (config("domain = \"example.com\"\naudience = \"a\"", extra: "[api.auth]\nenable = false\n[[route]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n"),
              "api.auth.auth0.enable needs api.auth.enable = true"),
             ("[api.auth.auth0]\nenable = true", "there is no [[api.auth.auth0.tenants]] section"),
+            (config("domain = \"example.com\"\naudience = \"a\"\nusers = [\"*\", \"auth0|x\"]"), "users lists \"*\" beside names"),
             ("[[route]]\nprefix = \"/a/\"\nupstream = \"http://127.0.0.1:1\"\naccept_idp_tokens = true", "no identity provider is on"),
         ]
         for (text, fragment) in cases {

@@ -256,5 +256,8 @@ final class IdentityProviderTests: XCTestCase {
         XCTAssertEqual(try gw.get("/api/v3/direct", headers: "Authorization: Bearer \(try token(claims(sub: "auth0|mallory")))\r\n").status, 401)
         XCTAssertEqual(try gw.get("/api/v3/direct", headers: "Authorization: Bearer \(try token(claims(aud: "https://other")))\r\n").status, 401)
         XCTAssertEqual(try gw.get("/api/v3/direct", headers: gw.bearer).status, 200, "the gateway's own tokens still open it")
+        // RFC 9068 access tokens (typ at+jwt), as Okta and Keycloak issue them.
+        let typed = try TLSFixture.sign(key: Self.keys.path("rsa.pem"), alg: "RS256", kid: "k1", claims(), typ: "at+jwt")
+        XCTAssertEqual(try gw.get("/api/v3/direct", headers: "Authorization: Bearer \(typed)\r\n").status, 200)
     }
 }

@@ -33,7 +33,9 @@ extension Worker {
         }
         do {
             return .success(try verifier.verify(token, use: .access, ring: snapshot.ring, revocations: snapshot.revocations, now: loop.unixNow))
-        } catch .unknownKid where acceptIdP {
+        } catch let error where acceptIdP && (error == .unknownKid || error == .wrongType) {
+            // Not one of the gateway's keys (or an RFC 9068 `at+jwt`, which the gateway never
+            // issues): perhaps a provider's.
             return checkIdPToken(token, snapshot: snapshot)
         } catch {
             return .failure(BearerFailureRule(error))
@@ -44,7 +46,8 @@ extension Worker {
     /// tenant knows has the keys fetched again in the background (once per cooldown); this
     /// request is refused now rather than held.
     private func checkIdPToken(_ token: UnsafeRawBufferPointer, snapshot: GatewayState) -> Result<VerifiedToken, BearerFailureRule> {
-        switch idpVerifiers.verify(token, tenants: snapshot.idpTenants, revocations: snapshot.revocations, now: loop.unixNow) {
+        switch idpVerifiers.verify(token, tenants: snapshot.idpTenants, localUsers: snapshot.credentials, revocations: snapshot.revocations,
+                                   now: loop.unixNow) {
         case let .success(accepted):
             return .success(accepted.token)
         case .failure(.unknownKid):

@@ -49,12 +49,31 @@ final class IdPKeySource: Sendable {
         state.withLock { $0.jwksURL = configuredJWKS }
     }
 
+    /// What a reload compares: the settings, and the CA file as it is now on disk (a new file
+    /// under the same name is new trust: the source, and its keys, are made again).
     static func identity(of t: GatewayConfig.Tenant) -> String {
-        "\(t.effectiveIssuer) jwks=\(t.jwksURL) ca=\(t.caFile) algs=\(t.algorithms.sorted().joined(separator: ","))"
+        var file = "system"
+        if !t.caFile.isEmpty {
+            var st = stat()
+            file = stat(t.caFile, &st) == 0
+                ? "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_mode)" : "missing"
+        }
+        return "\(t.effectiveIssuer) jwks=\(t.jwksURL) ca=\(t.caFile)@\(file) algs=\(t.algorithms.sorted().joined(separator: ","))"
     }
 
-    /// The keys last fetched (nil before the first fetch succeeded).
-    var ring: KeyRing? { state.withLock { $0.ring } }
+    /// How long past their freshness the keys held stay in use while fetches fail (the
+    /// provider down, or its set unreadable): a day, as Auth0's `stale-if-error`. After that a
+    /// key the provider may have withdrawn is no longer trusted on the old word.
+    static let staleGraceSeconds: Int64 = 86_400
+
+    /// The keys to verify with at `now`: the last fetched, unless they are older than their
+    /// freshness plus `staleGraceSeconds` (nil before the first fetch succeeded).
+    func ring(now: Int64) -> KeyRing? {
+        state.withLock { s in now <= s.cache.freshUntil + Self.staleGraceSeconds ? s.ring : nil }
+    }
+
+    /// A claimed fetch that could not be queued: the next due time or unknown kid may try again.
+    func releaseClaim() { state.withLock { $0.busy = false } }
 
     /// Claims the background refresh when it is due and no fetch is queued.
     func claimRefresh(now: Int64) -> Bool {
@@ -103,7 +122,10 @@ final class IdPKeySource: Sendable {
             s.busy = false
             s.fetches += 1
             s.cache.fetchFailed(at: now)
-            return "identity provider \(issuer): fetching its keys failed (the keys held stay in use): \(problem ?? "unknown")"
+            // Found again next time: the provider may have moved its keys.
+            s.jwksURL = configuredJWKS
+            let held = s.ring == nil ? "no keys are held" : "the keys held stay in use until \(s.cache.freshUntil + Self.staleGraceSeconds)"
+            return Self.printable("identity provider \(issuer): fetching its keys failed (\(held)): \(problem ?? "unknown")")
         }
     }
 
@@ -125,8 +147,17 @@ final class IdPKeySource: Sendable {
             s.cache.fetched(at: now, cacheControl: cacheControl)
             let skipped = set.skipped.isEmpty ? "" : "; passed over: " + set.skipped.joined(separator: "; ")
             // The first fetch is said, and any that passed keys over; a quiet refresh is not.
-            return s.fetches == 1 || !skipped.isEmpty ? "identity provider \(issuer): \(ring.keys.count) key(s) from \(url)\(skipped)" : nil
+            return s.fetches == 1 || !skipped.isEmpty
+                ? Self.printable("identity provider \(issuer): \(ring.keys.count) key(s) from \(url)\(skipped)") : nil
         }
+    }
+
+    /// A log line of what a provider sent (kids, algorithms, its issuer): one line of printable
+    /// ASCII, at most 2 KiB.
+    static func printable(_ text: String) -> String {
+        var bytes = Array(text.utf8.prefix(2048)).map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }
+        if text.utf8.count > 2048 { bytes += Array("...".utf8) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The `jwks_uri` of the issuer's OpenID discovery document, whose `issuer` must be this

@@ -16,21 +16,22 @@ extension EndpointRequest {
         guard let providers = snapshot.identityProviders else {
             return .respond(.error(.serviceUnavailable, detail: "Identity providers are not running"), bodyRead: true)
         }
-        let bytes = Array(token), tenants = snapshot.idpTenants, revocations = snapshot.revocations
+        let bytes = Array(token), tenants = snapshot.idpTenants, revocations = snapshot.revocations, localUsers = snapshot.credentials
         let now = worker.loop.unixNow, snapshot = self.snapshot, worker = self.worker
         let outcome = SignInOutcome()
         return .deferred(DeferredAnswer(
             consumed: head.headLength,
             pool: providers.thread,
             job: {
-                outcome.accepted = providers.signIn(bytes, tenants: tenants, revocations: revocations, now: now)
+                outcome.accepted = providers.signIn(bytes, tenants: tenants, localUsers: localUsers, revocations: revocations, now: now)
+                // Given back here, not when answering: a client gone meanwhile still succeeded.
+                if outcome.accepted != nil { throttle.succeeded(address: address, user: nil) }
                 return outcome.accepted != nil
             },
             finish: { ok in
                 guard ok, let accepted = outcome.accepted else {
                     return (.error(.unauthorized, detail: "Invalid authorization credentials"), UInt64(snapshot.config.login.failureDelayMs))
                 }
-                throttle.succeeded(address: address, user: nil)
                 return (Self.loginTokens(subject: accepted.subject, envelope: false, worker: worker, snapshot: snapshot,
                                          identityProvider: accepted.issuer), 0)
             },

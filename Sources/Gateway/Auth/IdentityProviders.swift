@@ -26,8 +26,12 @@ struct IdPTenant: Sendable {
         about = "auth0 domain=\(domain) audience=\(t.audience) clientid=\(t.clientID)"
     }
 
-    func allows(_ subject: UnsafeRawBufferPointer) -> Bool {
-        everySubject || subjects.contains(Array(subject))
+    /// Whether `subject` may sign in: listed by name, or allowed by `"*"` unless it is the name
+    /// of a local user (the upstream could not tell them apart: both arrive as the same
+    /// X-Forwarded-User). Naming it in `users` is the way to let it in.
+    func allows(_ subject: UnsafeRawBufferPointer, localUsers: Credentials) -> Bool {
+        let name = Array(subject)
+        return subjects.contains(name) || (everySubject && localUsers.entry(named: name) == nil)
     }
 }
 
@@ -36,8 +40,11 @@ struct IdPTenant: Sendable {
 /// may need a fetch first. Password logins, refreshes and bearer checks never wait on it, so a
 /// slow or absent provider delays only its own sign-ins. Outlives reloads.
 final class IdentityProviders: Sendable {
-    /// The providers' thread: one, so fetches are serial and `signInVerifiers` is its own.
+    /// The sign-ins' thread: one, so `signInVerifiers` is its own.
     let thread = BlockingPool(threads: 1, maxQueued: 1_024)
+    /// The background key fetches' thread, apart from sign-ins so that they can never crowd
+    /// out a refresh.
+    private let fetcher = BlockingPool(threads: 1, maxQueued: 256)
     private let log: LogWriter
     private let sources = Mutex<[IdPKeySource]>([])
     private let ticking = Atomic<Bool>(false)
@@ -80,10 +87,11 @@ final class IdentityProviders: Sendable {
 
     private func queueFetch(_ source: IdPKeySource, now: Int64) {
         let log = self.log
-        let queued = thread.submit {
+        let queued = fetcher.submit {
             if let line = source.fetch(now: now) { log.submit(line) }
         }
-        if !queued { _ = source.fetch(now: now) }   // never: the queue holds 1024; keeps the claim from sticking
+        // Never fetched on the caller's thread (it may be an event loop): the claim is given back.
+        if !queued { source.releaseClaim() }
     }
 
     /// A token on a route named a `kid` no tenant has: each tenant's keys are fetched again,
@@ -95,8 +103,11 @@ final class IdentityProviders: Sendable {
     /// Signs in with an identity provider's access token (on `thread`): the tenant's issuer and
     /// the subject, or nil. A `kid` no tenant knows has the keys fetched first, at most once per
     /// cooldown.
-    func signIn(_ token: [UInt8], tenants: [IdPTenant], revocations: RevocationSet, now: Int64) -> (issuer: String, subject: String)? {
-        var outcome = token.withUnsafeBytes { signInVerifiers.verify($0, tenants: tenants, revocations: revocations, now: now) }
+    func signIn(_ token: [UInt8], tenants: [IdPTenant], localUsers: Credentials, revocations: RevocationSet,
+                now: Int64) -> (issuer: String, subject: String)? {
+        var outcome = token.withUnsafeBytes {
+            signInVerifiers.verify($0, tenants: tenants, localUsers: localUsers, revocations: revocations, now: now)
+        }
         if case .failure(.unknownKid) = outcome {
             var fetched = false
             for t in tenants where t.source.claimUnknownKidFetch(now: now) {
@@ -104,7 +115,9 @@ final class IdentityProviders: Sendable {
                 fetched = true
             }
             if fetched {
-                outcome = token.withUnsafeBytes { signInVerifiers.verify($0, tenants: tenants, revocations: revocations, now: now) }
+                outcome = token.withUnsafeBytes {
+                    signInVerifiers.verify($0, tenants: tenants, localUsers: localUsers, revocations: revocations, now: now)
+                }
             }
         }
         switch outcome {
@@ -152,7 +165,8 @@ final class IdPVerifiers {
 
     /// Verifies `token` against each tenant in turn; the first that accepts it wins. The
     /// refusal said is the first that is not an unknown `kid`.
-    func verify(_ token: UnsafeRawBufferPointer, tenants: [IdPTenant], revocations: RevocationSet, now: Int64) -> Result<Accepted, IdPRefusal> {
+    func verify(_ token: UnsafeRawBufferPointer, tenants: [IdPTenant], localUsers: Credentials, revocations: RevocationSet,
+                now: Int64) -> Result<Accepted, IdPRefusal> {
         if tenantsSeen.count != tenants.count || zip(tenantsSeen, tenants).contains(where: { $0 !== $1.source })
             || zip(verifiers, tenants).contains(where: { $0.policy.audience != $1.policy.audience || $0.policy.leeway != $1.policy.leeway }) {
             tenantsSeen = tenants.map(\.source)
@@ -160,10 +174,10 @@ final class IdPVerifiers {
         }
         var refusal = IdPRefusal.unknownKid
         for (i, t) in tenants.enumerated() {
-            guard let ring = t.source.ring else { continue }
+            guard let ring = t.source.ring(now: now) else { continue }
             do {
                 let v = try verifiers[i].verify(token, use: nil, ring: ring, revocations: revocations, now: now)
-                guard t.allows(v.subject) else {
+                guard t.allows(v.subject, localUsers: localUsers) else {
                     refusal = .subjectNotAllowed
                     continue
                 }

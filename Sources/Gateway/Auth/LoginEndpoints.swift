@@ -32,7 +32,12 @@ extension EndpointRequest {
         let credentials = snapshot.credentials, snapshot = self.snapshot, worker = self.worker
         return .deferred(DeferredAnswer(
             consumed: head.headLength + body.count,
-            job: { credentials.check(name: user, password: password) },
+            job: {
+                // Given back here, not when answering: a client gone meanwhile still succeeded.
+                let ok = credentials.check(name: user, password: password)
+                if ok { throttle.succeeded(address: address, user: user) }
+                return ok
+            },
             finish: { ok in
                 guard ok else {
                     // The failure was counted when the attempt was admitted; the answer waits.
@@ -40,7 +45,6 @@ extension EndpointRequest {
                         : .error(.unauthorized, detail: "Invalid authorization credentials: invalid username or password")
                     return (refused, UInt64(snapshot.config.login.failureDelayMs))
                 }
-                throttle.succeeded(address: address, user: user)
                 return (Self.loginTokens(subject: String(decoding: user, as: UTF8.self), envelope: envelope, worker: worker, snapshot: snapshot), 0)
             },
             unavailable: {
@@ -103,7 +107,9 @@ extension EndpointRequest {
         }
         // The subject must still be let in: by the users, or by the provider it signed in with.
         let allowed = identityProvider.isEmpty ? snapshot.credentials.isActive(subject)
-            : snapshot.idpTenants.contains { Array($0.issuer.utf8) == identityProvider && subject.withUnsafeBytes($0.allows) }
+            : snapshot.idpTenants.contains { t in
+                Array(t.issuer.utf8) == identityProvider && subject.withUnsafeBytes { t.allows($0, localUsers: snapshot.credentials) }
+            }
         guard allowed else { return .respond(.error(.forbidden, detail: "Invalid subject")) }
         do {
             // The login family carries over, so a later reuse of the envelope refresh token voids

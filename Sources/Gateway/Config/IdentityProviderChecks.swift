@@ -28,6 +28,12 @@ extension ConfigBuilder {
                 throw fileError("[[api.auth.auth0.tenants]] issuer \(t.effectiveIssuer) is also the issuer of the tenant at line \(other)", line: line)
             }
             issuers[t.effectiveIssuer] = line
+            if t.users.contains("*") && t.users.count > 1 {
+                throw fileError("[[api.auth.auth0.tenants]] users lists \"*\" beside names; \"*\" alone allows every subject", line: line)
+            }
+            if t.users == ["*"] {
+                warnings.append("the api.auth.auth0 tenant \(t.effectiveIssuer) lets every subject in (users = [\"*\"]); anyone who can sign up there can sign in here (a local user's name never, unless listed)")
+            }
             if t.users.isEmpty {
                 warnings.append("the api.auth.auth0 tenant \(t.effectiveIssuer) lists no users: nobody can sign in with it (users = [\"*\"] allows every subject)")
             }

@@ -20,9 +20,9 @@ enum TLSFixture {
 
     /// A JWS of `claims` as an identity provider signs it (`alg` "RS256", "ES256"; "none" and
     /// "HS256" with the public key as secret for the attacks).
-    static func sign(key: String, alg: String, kid: String, _ claims: [String: Any]) throws -> String {
+    static func sign(key: String, alg: String, kid: String, _ claims: [String: Any], typ: String? = nil) throws -> String {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: claims), as: UTF8.self)
-        return try run(["sign", key, alg, kid, json])
+        return try run(["sign", key, alg, kid, json] + (typ.map { [$0] } ?? []))
     }
 
     /// An HTTPS server of the fixture, stopped (by its pid) when released.

@@ -7,7 +7,7 @@
                                           idp.example.net only), other-ca.pem (unrelated)
   tls_fixture.py idp-keys DIR             rsa.pem (2048), rsa2.pem, ec.pem (P-256) private keys
   tls_fixture.py jwks OUT KEY:KID ...     a JWK Set of those keys' public halves
-  tls_fixture.py sign KEY ALG KID JSON    a JWS of the claims in JSON (ALG none/HS256 allowed;
+  tls_fixture.py sign KEY ALG KID JSON [TYP]  a JWS of the claims (ALG none/HS256 allowed;
                                           HS256 signs with the key file's public PEM as secret)
   tls_fixture.py serve SPEC.json          serves until killed (spec: port, cert, key, mode
                                           "idp", "upstream" or "records", dir for state files)
@@ -102,9 +102,11 @@ def jwk(path, kid):
     return {"kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256", "x": b64(n.x, 32), "y": b64(n.y, 32)}
 
 
-def sign(key_path, alg, kid, claims):
+def sign(key_path, alg, kid, claims, typ=None):
     import jwt
     header = {"kid": kid} if kid else {}
+    if typ:
+        header["typ"] = typ
     if alg == "none":
         head = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT", **header}).encode()).rstrip(b"=")
         body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
@@ -258,7 +260,7 @@ def main():
         keys = [jwk(*a.split(":", 1)) for a in sys.argv[3:]]
         write(sys.argv[2], json.dumps({"keys": keys}).encode())
     elif cmd == "sign":
-        print(sign(sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])))
+        print(sign(sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5]), *(sys.argv[6:7])))
     elif cmd == "serve":
         serve(json.load(open(sys.argv[2])))
     else:
