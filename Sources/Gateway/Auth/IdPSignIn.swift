@@ -11,6 +11,7 @@ extension EndpointRequest {
         let address = clientAddress()
         let throttle = worker.throttle
         if let wait = throttle.admit(address: address, user: nil, now: worker.loop.now) {
+            worker.metrics.countLogin(api: "idp", result: "throttled")
             return .respond(.error(.tooManyRequests, retryAfter: Int(wait)), bodyRead: true)
         }
         guard let providers = snapshot.identityProviders else {
@@ -29,6 +30,7 @@ extension EndpointRequest {
                 return outcome.accepted != nil
             },
             finish: { ok in
+                worker.metrics.countLogin(api: "idp", result: ok ? "success" : "invalid")
                 guard ok, let accepted = outcome.accepted else {
                     return (.error(.unauthorized, detail: "Invalid authorization credentials"), UInt64(snapshot.config.login.failureDelayMs))
                 }

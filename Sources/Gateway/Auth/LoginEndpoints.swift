@@ -25,6 +25,7 @@ extension EndpointRequest {
         let address = clientAddress()
         let throttle = worker.throttle
         if let wait = throttle.admit(address: address, user: user, now: worker.loop.now) {
+            worker.metrics.countLogin(api: envelope ? "envelope" : "datarhei", result: "throttled")
             return .respond(envelope ? .envelope(.tooManyAttempts, retryAfter: Int(wait)) : .error(.tooManyRequests, retryAfter: Int(wait)),
                             bodyRead: true)
         }
@@ -39,6 +40,7 @@ extension EndpointRequest {
                 return ok
             },
             finish: { ok in
+                worker.metrics.countLogin(api: envelope ? "envelope" : "datarhei", result: ok ? "success" : "invalid")
                 guard ok else {
                     // The failure was counted when the attempt was admitted; the answer waits.
                     let refused: LocalResponse = envelope ? .envelope(.invalidCredentials)

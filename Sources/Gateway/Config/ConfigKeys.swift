@@ -45,6 +45,8 @@ extension ConfigLoader {
             .init("api.auth.jwt.revoke_access_on_logout", .flag(\.tokens.revokeAccessOnLogout), "logout also voids the access tokens of that login at once"),
             .init("api.auth.jwt.rotate_every", .seconds(\.tokens.rotateEverySeconds, minimum: 0), "rotate the keys file by itself this often (0: never); several gateways on one file rotate once"),
             .init("api.auth.auth0.enable", .flag(\.identityProviders.enable), "accept identity providers' access tokens at POST /api/login ([[api.auth.auth0.tenants]]; datarhei Core's api.auth.auth0)"),
+            .init("metrics.enable", .flag(\.metrics.enable), "serve Prometheus metrics (GET /metrics) on metrics.listen"),
+            .init("metrics.listen", .text(\.metrics.listen, .hostPort), "address of the metrics listener, never the public one"),
             .init("log.access", .flag(\.log.access), "one line per request on stdout"),
             .init("log.level", .choice(\.log.level, ["error", "warn", "info", "debug"]), "\"error\", \"warn\", \"info\" or \"debug\""),
             .init("log.format", .choice(\.log.format, ["text", "json"]), "\"text\" or \"json\" (one object per line) for the access and event logs"),

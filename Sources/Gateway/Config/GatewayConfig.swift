@@ -12,6 +12,7 @@ struct GatewayConfig: Sendable {
     var profiles = Profiles()
     /// `[[user]]` entries, besides the datarhei single user of `api.auth`.
     var users: [User] = []
+    var metrics = Metrics()
     /// Sign-in with identity providers (datarhei Core's `api.auth.auth0`).
     var identityProviders = IdentityProviders()
     var routes: [Route] = [Route.defaultAPI]
@@ -172,6 +173,13 @@ struct GatewayConfig: Sendable {
 
         /// The `iss` its tokens carry.
         var effectiveIssuer: String { issuer.isEmpty ? "https://\(domain)/" : issuer }
+    }
+
+    /// `[metrics]`: Prometheus's text format on a listener of its own.
+    struct Metrics: Sendable {
+        var enable = false
+        /// Never the public listener: scrapes come from the monitoring network only.
+        var listen = "127.0.0.1:9090"
     }
 
     /// A `[[user]]` entry.

@@ -405,9 +405,8 @@ final class ClientConnection {
     // MARK: access log
 
     func writeAccessLog() {
-        guard config.log.access else { logLine.reset(); return }
         let ms = machine.request.start == 0 ? 0 : Int64(worker.loop.now - machine.request.start)
-        worker.logAccess(&logLine, peer: peer, durationMs: ms)
+        worker.requestEnded(&logLine, peer: peer, durationMs: ms, logged: config.log.access)
         logLine.reset()
     }
 }

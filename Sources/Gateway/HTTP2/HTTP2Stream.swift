@@ -324,9 +324,8 @@ final class HTTP2Stream {
     func writeAccessLog() {
         guard !logged else { return }
         logged = true
-        guard snapshot.config.log.access else { return }
         logLine.http2 = true
-        worker.logAccess(&logLine, peer: connection.peer, durationMs: Int64(worker.loop.now - start))
+        worker.requestEnded(&logLine, peer: connection.peer, durationMs: Int64(worker.loop.now - start), logged: snapshot.config.log.access)
     }
 
     func releaseHead() {

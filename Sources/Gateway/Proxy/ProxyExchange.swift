@@ -224,6 +224,7 @@ extension UpstreamConnection {
                         tunnel.upgradeAccepted(self, headLength: h.headLength)
                         return
                     case let .relay(body):
+                        if exchangeStartNanos != 0 { pool.worker.upstreamAnswered(afterNanos: monotonicNanos() - exchangeStartNanos) }
                         let head = ForwardedResponseHead(h, body: body, buffer: uin.readable, fields: fields)
                         switch stream.writeResponseHead(head, for: self) {
                         case .written: break

@@ -50,6 +50,7 @@ extension Worker {
                  log: inout AccessLogEntry) -> RequestVerdict {
         log.enabled = snapshot.config.log.access
         log.reset()
+        if snapshot.config.metrics.enable { log.startNanos = monotonicNanos() }
         log.method(UnsafeRawBufferPointer(rebasing: buf[head.method.start..<head.method.end]))
         let target = UnsafeRawBufferPointer(rebasing: buf[head.target.start..<head.target.end])
         log.path(target)
@@ -58,7 +59,7 @@ extension Worker {
         guard let pathLength = try? Router.checkTarget(target) else { return RequestVerdict(action: .refuse(.badRequest)) }
         let routeIndex: Int
         switch snapshot.endpoints.match(UnsafeRawBufferPointer(rebasing: target[0..<pathLength])) {
-        case let .proxy(i): routeIndex = i
+        case let .proxy(i): routeIndex = i; log.route = i
         case .notFound: return RequestVerdict(action: .refuse(.notFound))
         case let own: return RequestVerdict(action: .own(own))
         }

@@ -46,6 +46,8 @@ final class UpstreamConnection {
 
     /// The exchange in flight, replaced whole by `beginExchange`.
     var exchange = ExchangeState()
+    /// When the exchange began (monotonic nanoseconds; 0 when metrics are off).
+    var exchangeStartNanos: UInt64 = 0
 
     init(socket: Socket, transport: Transport, trust: TLSClientContext?, generation: UInt32, pool: UpstreamPool, phase: Phase) {
         self.socket = socket
@@ -60,6 +62,7 @@ final class UpstreamConnection {
     func beginExchange(stream: any ProxyStream, _ exchange: ExchangeState) {
         self.stream = stream
         self.exchange = exchange
+        exchangeStartNanos = pool.worker.state.config.metrics.enable ? monotonicNanos() : 0
         phase = phase == .connecting ? .connecting : .active
     }
 

@@ -9,8 +9,18 @@ struct AccessLogEntry {
     private(set) var pathBytes: [UInt8] = []
     private(set) var userBytes: [UInt8] = []
     private(set) var requestID: [UInt8] = []
-    var status = 0
+    /// The answer's status; setting it marks when the answer's head went (for `/metrics`).
+    var status = 0 {
+        didSet { if startNanos != 0 && headNanos == 0 { headNanos = monotonicNanos() } }
+    }
     var bytes: Int64 = 0
+    /// The route that took the request (an index into the snapshot's routes), -1 for the
+    /// gateway's own endpoints and requests no route took.
+    var route = -1
+    /// When the request's head was judged and its answer's head went (monotonic nanoseconds;
+    /// 0 when metrics are off).
+    var startNanos: UInt64 = 0
+    var headNanos: UInt64 = 0
     var rule: BearerFailureRule?
     /// Why the connection ended before the exchange did (a reset, an upstream that broke off, a
     /// token that expired mid-stream), with the errno of the failed call when there was one.
@@ -26,6 +36,9 @@ struct AccessLogEntry {
     mutating func reset() {
         closed = nil
         closedErrno = 0
+        route = -1
+        startNanos = 0
+        headNanos = 0
         guard enabled else { status = 0; bytes = 0; rule = nil; return }
         methodBytes.removeAll(keepingCapacity: true)
         pathBytes.removeAll(keepingCapacity: true)

@@ -148,6 +148,11 @@ final class EventLoop {
         handlers.compactMap { if case let .client(c)? = $0 { return c } else { return nil } }
     }
 
+    /// Every registered upstream connection (a scrape counts them: it walks the whole table).
+    func upstreamConnections() -> [UpstreamConnection] {
+        handlers.compactMap { if case let .upstream(u)? = $0 { return u } else { return nil } }
+    }
+
     /// Every registered HTTP/2 client connection (as `clientConnections`).
     func http2Connections() -> [HTTP2Connection] {
         handlers.compactMap { if case let .http2(c)? = $0 { return c } else { return nil } }

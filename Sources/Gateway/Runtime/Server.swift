@@ -1,6 +1,7 @@
 import CGatewayShims
 import Foundation
 import Glibc
+import Synchronization
 import TokenCore
 
 /// `gateway run`: loads the configuration and keys, starts one worker thread per core (each
@@ -24,6 +25,9 @@ final class Server: @unchecked Sendable {
     private let identityProviders: IdentityProviders
     /// systemd's notification socket, when run by it (`Type=notify`).
     private let notifier: ServiceNotifier
+    private let reloadsOK = Atomic<UInt64>(0)
+    private let reloadsFailed = Atomic<UInt64>(0)
+    private var metricsServer: MetricsServer?
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -113,6 +117,16 @@ final class Server: @unchecked Sendable {
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
         for w in workers { threads.append(Self.startThread(w)) }
         startKeysWatcher()
+        if state.config.metrics.enable {
+            do {
+                let m = MetricsServer { [self] in collectMetrics() }
+                try m.start(address: try SocketAddress.resolve(state.config.metrics.listen))
+                metricsServer = m
+            } catch {
+                printError("gateway: cannot serve metrics on \(state.config.metrics.listen): \(error)")
+                return 1
+            }
+        }
         notifier.send("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(state.config.server.listen)")
 
         var exitCode: Int32 = 0
@@ -189,10 +203,12 @@ final class Server: @unchecked Sendable {
                 w.loop.execute { box.worker.install(s.state) }
             }
             for warning in loaded.warnings { log.submit("warning: \(warning)") }
+            reloadsOK.add(1, ordering: .relaxed)
             let done = "reloaded configuration and keys on \(reason) (\(ring.keys.count) key(s), active \(ring.activeKey?.kid ?? "none"))"
             log.submit(done)
             return "ok: " + done
         } catch {
+            reloadsFailed.add(1, ordering: .relaxed)
             log.submit("reload refused, the running configuration stays: \(error)")
             return "error: reload refused, the running configuration stays: \(error)"
         }
@@ -208,6 +224,35 @@ final class Server: @unchecked Sendable {
         }
         log.submit("admin: revoked \(user ? "the tokens of a user issued at or before \(time)" : "a token id until \(time)")")
         return "ok"
+    }
+
+    /// One scrape: every worker copies its counters on its own loop (a second at most for all
+    /// of them), summed with what the server knows.
+    func collectMetrics() -> MetricsSnapshot {
+        let snapshot = currentState()
+        let copies = Mutex<[WorkerMetrics]>([])
+        let done = DispatchSemaphore(value: 0)
+        for w in workers {
+            let box = WorkerBox(w)
+            w.loop.execute {
+                let m = box.worker.metricsSnapshot()
+                copies.withLock { $0.append(m) }
+                done.signal()
+            }
+        }
+        var answered = 0
+        let deadline = DispatchTime.now() + .seconds(1)
+        while answered < workers.count && done.wait(timeout: deadline) == .success { answered += 1 }
+        var s = MetricsSnapshot()
+        for m in copies.withLock({ $0 }) { s.workers.add(m) }
+        s.missingWorkers = workers.count - answered
+        s.keys = snapshot.ring.keys.map { ($0.kid, $0.state.rawValue, $0.createdAt) }
+        s.revocations = revocations.count
+        s.reloadsOK = reloadsOK.load(ordering: .relaxed)
+        s.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
+        s.startedAt = startedAt
+        s.now = Int64(Date().timeIntervalSince1970)
+        return s
     }
 
     func status() -> String {
@@ -267,6 +312,7 @@ final class Server: @unchecked Sendable {
 
     private func currentConfig() -> GatewayConfig { reloadLock.lock(); defer { reloadLock.unlock() }; return state.config }
     private func currentRing() -> KeyRing { reloadLock.lock(); defer { reloadLock.unlock() }; return state.ring }
+    private func currentState() -> GatewayState { reloadLock.lock(); defer { reloadLock.unlock() }; return state }
 
     private func keysFileStamp() -> [Int64] {
         guard let path = SigningKeys.path(currentConfig()) else { return [] }

@@ -30,6 +30,9 @@ final class Worker {
     /// HTTP/2 connections with output due, written once per batch of events.
     private var http2FlushQueue: [HTTP2Connection] = []
     private(set) var connectionCount = 0
+    /// Counted for `/metrics` (WorkerMetricsRecording.swift); `routeSlots[i]` is route i's slot.
+    var metrics = WorkerMetrics()
+    var routeSlots: [Int] = []
     private var acceptPaused = false
     /// Idle connections asked to go at `max_connections` since the last sweep (logged there).
     var connectionsShed = 0
@@ -63,6 +66,7 @@ final class Worker {
         requestIDPrefix = Array(Crypto.hex(Crypto.randomBytes(6)).utf8)
         logBatch.reserveCapacity(64 * 1024)
         pools = makePools(for: state, reusing: [])
+        routeSlots = routeSlots(for: state)
     }
 
     deinit {
@@ -301,6 +305,7 @@ final class Worker {
         for p in old where !pools.contains(where: { $0 === p }) { p.closeAll() }
         let http2Off = state.config.server.http2 && !newState.config.server.http2
         state = newState
+        routeSlots = routeSlots(for: newState)
         // HTTP/2 turned off: its connections are told to go (GOAWAY); their open streams finish,
         // and the clients come back speaking HTTP/1.1.
         if http2Off { for h in loop.http2Connections() { h.drain() } }
@@ -326,6 +331,8 @@ final class Worker {
 
     @inline(__always)
     func pool(_ index: Int) -> UpstreamPool { pools[index] }
+
+    var poolsForMetrics: [UpstreamPool] { pools }
 
     /// Stops accepting; exits once every connection has finished or `timeoutMs` has passed.
     func beginDrain(timeoutMs: Int) {
