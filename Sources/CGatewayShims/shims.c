@@ -256,3 +256,44 @@ int gw_accept(int fd, struct sockaddr *addr, socklen_t *len) {
 int gw_accept_blocking(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 }
+
+#define GW_MAX_PASSED_FDS 250
+
+long gw_send_fds(int sock, const int *fds, int n, const void *data, size_t len) {
+    if (n < 0 || n > GW_MAX_PASSED_FDS || len == 0) { errno = EINVAL; return -1; }
+    union { char buf[CMSG_SPACE(sizeof(int) * GW_MAX_PASSED_FDS)]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (n > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    }
+    ssize_t r;
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return (long)r;
+}
+
+long gw_recv_fds(int sock, int *fds, int max, int *n, void *data, size_t len) {
+    union { char buf[CMSG_SPACE(sizeof(int) * GW_MAX_PASSED_FDS)]; struct cmsghdr align; } control;
+    struct iovec iov = { .iov_base = data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    *n = 0;
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *got = (int *)CMSG_DATA(c);
+        for (size_t i = 0; i < count; i++) {
+            if (*n < max) fds[(*n)++] = got[i]; else close(got[i]);
+        }
+    }
+    return (long)r;
+}

@@ -15,13 +15,13 @@ final class EventLoopTests: XCTestCase {
         let loop = try EventLoop()
         let (a, b) = try Socket.pair()
         defer { loop.close(a); b.close() }
-        let generation = try loop.register(a, interest: .read, handler: .listener)
+        let generation = try loop.register(a, interest: .read, handler: .listener(a, tls: false))
         // A second ADD of the same socket is refused (EEXIST), as ENOMEM would be in a full kernel.
         XCTAssertThrowsError(try loop.register(a, interest: .read, handler: .wakeup)) { error in
             XCTAssertEqual((error as? SystemError)?.errno, EEXIST)
         }
         XCTAssertEqual(loop.generation(of: a.slot), generation, "the refusal changed nothing")
-        guard case .listener? = loop.handler(a.slot, generation: generation) else { return XCTFail("the first registration stands") }
+        guard case .listener(_, _)? = loop.handler(a.slot, generation: generation) else { return XCTFail("the first registration stands") }
 
         XCTAssertTrue(events(loop).isEmpty)
         XCTAssertTrue(b.sendAll(Array("x".utf8)))
@@ -35,7 +35,7 @@ final class EventLoopTests: XCTestCase {
         let loop = try EventLoop()
         let (a, b) = try Socket.pair()
         defer { loop.close(a) }
-        try loop.register(a, interest: [], handler: .listener)
+        try loop.register(a, interest: [], handler: .listener(a, tls: false))
         XCTAssertTrue(events(loop).isEmpty, "nothing asked, nothing told")
         try loop.setInterest(a, .write)
         XCTAssertTrue(events(loop).first?.writable ?? false, "an empty socket has room")
@@ -50,7 +50,7 @@ final class EventLoopTests: XCTestCase {
         let loop = try EventLoop()
         let (a, b) = try Socket.pair()
         defer { b.close() }
-        let generation = try loop.register(a, interest: .read, handler: .listener)
+        let generation = try loop.register(a, interest: .read, handler: .listener(a, tls: false))
         XCTAssertTrue(b.sendAll(Array("x".utf8)))
         loop.close(a)
         XCTAssertNil(loop.handler(a.slot, generation: generation))

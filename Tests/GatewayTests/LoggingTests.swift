@@ -62,6 +62,18 @@ final class LoggingTests: XCTestCase {
         XCTAssertFalse(gw.log.contains("/api/v3/"), "the access log went to the file, not standard output")
     }
 
+    func testARefusedReloadLeavesTheLogAsItWas() throws {
+        let gw = try GatewayHarness(sections: "[log]\nformat = \"json\"")
+        let good = try String(contentsOfFile: gw.configPath, encoding: .utf8)
+        try (good.replacingOccurrences(of: "format = \"json\"", with: "format = \"text\"") + "\n[server]\nnonsense = 1\n")
+            .write(toFile: gw.configPath, atomically: true, encoding: .utf8)
+        gw.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { gw.log.contains("reload refused") }, gw.log)
+        XCTAssertEqual(try gw.get("/api/v3/after", headers: gw.bearer).status, 200)
+        XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/after") })
+        XCTAssertNoThrow(try objects(gw.log), "still one JSON object per line")
+    }
+
     func testRFC3339TimesAreUTCWithMilliseconds() {
         func text(_ ms: Int64) -> String { var out: [UInt8] = []; LogLine.rfc3339(&out, ms: ms); return String(decoding: out, as: UTF8.self) }
         XCTAssertEqual(text(0), "1970-01-01T00:00:00.000Z")

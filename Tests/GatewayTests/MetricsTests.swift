@@ -90,6 +90,44 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(try c.readResponse().status, 404)
     }
 
+    func testATricklingClientCannotHoldTheScrapes() throws {
+        let metricsPort = try freePort()
+        let gw = try GatewayHarness(sections: "[metrics]\nenable = true\nlisten = \"127.0.0.1:\(metricsPort)\"")
+        try waitForPort(metricsPort)
+        let trickleDone = Locked(false)
+        Thread.detachNewThread {
+            if let c = try? RawClient(port: metricsPort) {
+                for byte in "GET /metrics HTTP/1.1\r\nHost: slow\r\n".utf8 {
+                    try? c.send([byte])
+                    usleep(400_000)   // 36 bytes over about 14 s
+                    if trickleDone.value { break }
+                }
+            }
+            trickleDone.withLock { $0 = true }
+        }
+        usleep(300_000)
+        let (r, m) = try scrape(metricsPort)
+        XCTAssertEqual(r.status, 200)
+        XCTAssertNotNil(m["gateway_build_info{version=\"\(Version.number)\"}"])
+        XCTAssertFalse(trickleDone.value, "the scrape was answered while the trickling client was still sending")
+        trickleDone.withLock { $0 = true }
+        _ = gw
+    }
+
+    func testBucketBoundsAreWrittenAsPrometheusClientsWriteThem() {
+        let text = MetricsExposition.render(MetricsSnapshot())
+        XCTAssertTrue(text.contains(#"gateway_request_duration_seconds_bucket{le="1"} 0"#), text)
+        XCTAssertTrue(text.contains(#"gateway_request_duration_seconds_bucket{le="0.0005"} 0"#), text)
+        XCTAssertTrue(text.contains(#"gateway_request_duration_seconds_bucket{le="+Inf"} 0"#), text)
+    }
+
+    func testAMetricsAddressSharedWithThePublicListenerIsRefused() {
+        let text = "[server]\nlisten = \"0.0.0.0:8080\"\n[metrics]\nenable = true\nlisten = \"127.0.0.1:8080\""
+        XCTAssertThrowsError(try ConfigLoader.load(text: text, fileName: "gateway.conf", environment: [:])) { error in
+            XCTAssertTrue("\(error)".contains("would share 0.0.0.0:8080 with the public listener"), "\(error)")
+        }
+    }
+
     func testLabelValuesAreEscaped() {
         XCTAssertEqual(MetricsExposition.escape("a\"b\\c\nd"), #"a\"b\\c\nd"#)
     }

@@ -209,6 +209,8 @@ final class TOMLReaderTests: XCTestCase {
         assertRefused("workers = auto", at: (1, 11), #"strings need quotes: "auto""#)
         assertRefused("body = 10MiB", at: (1, 8), #"strings need quotes: "10MiB""#)
         assertRefused("[server]\nheader_timeout = 15sec", at: (2, 18), #"strings need quotes: "15sec""#)
+        assertRefused("password = Tr0ub4dor-and-3", at: (1, 12), #"found an unquoted secret (strings need quotes: "...")"#)
+        assertRefused("[api.auth.jwt]\nsecret = 9f86d081884c7d659a2feaa0c55ad015", at: (2, 10), "an unquoted secret")
     }
 
     func testUnterminatedStringsAndArraysAreRefusedWhereTheyOpen() {

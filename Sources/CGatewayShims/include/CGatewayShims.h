@@ -109,6 +109,13 @@ int gw_accept(int fd, struct sockaddr *addr, socklen_t *len);
 /* A blocking accept4 with close-on-exec (threads off the loops). */
 int gw_accept_blocking(int fd);
 
+/// Sends `len` bytes with `n` descriptors attached (SCM_RIGHTS) on a unix stream socket: the
+/// bytes sent, or -1 with errno.
+long gw_send_fds(int sock, const int *fds, int n, const void *data, size_t len);
+/// Receives up to `len` bytes and up to `max` descriptors (made close-on-exec; *n how many):
+/// the bytes received, or -1 with errno. Descriptors beyond `max` are closed, never leaked.
+long gw_recv_fds(int sock, int *fds, int max, int *n, void *data, size_t len);
+
 /// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
 int gw_set_echo(int fd, int on);
 

@@ -78,7 +78,10 @@ final class AdminSocket: @unchecked Sendable {
             Self.write("error: no command within \(Self.clientTimeoutMs / 1000) s\n", to: client)
             return
         }
-        Self.write(handle(String(decoding: line, as: UTF8.self)) + "\n", to: client)
+        let command = String(decoding: line, as: UTF8.self)
+        // A takeover talks on: the listeners go across this connection (Takeover.swift).
+        if command == "takeover" { server.handOver(to: client); return }
+        Self.write(handle(command) + "\n", to: client)
     }
 
     /// The first line `client` sends (without its newline), or nil when none comes whole within

@@ -96,8 +96,11 @@ enum MetricsExposition {
         out += "\(name)_count \(h.count)\n"
     }
 
-    /// A float as Prometheus reads it (Swift's shortest form that round-trips).
-    static func number(_ value: Double) -> String { "\(value)" }
+    /// A float as Prometheus's own clients write it: whole numbers without ".0" (so `le="1"`
+    /// is one series with what other exporters write), others in their shortest exact form.
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+    }
 
     /// A label value as the format wants it: backslash, quote and newline escaped.
     static func escape(_ s: String) -> String {

@@ -12,24 +12,34 @@ final class MetricsServer: @unchecked Sendable {
         self.collect = collect
     }
 
+    /// Binds `address` (alone: no SO_REUSEPORT, so it can never share a port with anything)
+    /// and serves it from a thread of its own.
     func start(address: SocketAddress) throws {
-        let l = try Socket.listen(address, blocking: true)
+        let l = try Socket.listen(address, blocking: true, reusePort: false)
         listener = l
         Thread.detachNewThread { [self] in
             while true {
-                guard let client = try? l.acceptBlocking() else { continue }
+                guard let client = try? l.acceptBlocking() else {
+                    usleep(100_000)   // out of descriptors or the like: no busy loop
+                    continue
+                }
                 serve(client)
                 client.close()
             }
         }
     }
 
+    /// The whole request must come within two seconds: a client that trickles bytes cannot hold
+    /// the one serving thread longer than that.
     private func serve(_ client: Socket) {
         client.setTimeouts(seconds: 2)
+        let deadline = monotonicNanos() + 2_000_000_000
         var head: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
         while !head.containsHeadEnd && head.count < 8192 {
-            guard let n = client.readSome(into: &chunk), n > 0 else { return }
+            let now = monotonicNanos()
+            guard now < deadline, client.waitReadable(timeoutMs: Int32((deadline - now) / 1_000_000) + 1),
+                  let n = client.readSome(into: &chunk), n > 0 else { return }
             head += chunk[0..<n]
         }
         let line = head.prefix { $0 != 0x0D && $0 != 0x0A }
@@ -37,7 +47,11 @@ final class MetricsServer: @unchecked Sendable {
         let answer: (status: String, type: String, body: String)
         if parts.count == 3, Array(parts[0]) == Array("GET".utf8),
            Array(parts[1].prefix { $0 != UInt8(ascii: "?") }) == Array("/metrics".utf8) {
-            answer = ("200 OK", MetricsExposition.contentType, MetricsExposition.render(collect()))
+            let snapshot = collect()
+            // A partial sum would look like counters going back (a reset) to Prometheus.
+            answer = snapshot.missingWorkers == 0
+                ? ("200 OK", MetricsExposition.contentType, MetricsExposition.render(snapshot))
+                : ("503 Service Unavailable", "text/plain; charset=utf-8", "\(snapshot.missingWorkers) worker(s) did not answer in time\n")
         } else {
             answer = ("404 Not Found", "text/plain; charset=utf-8", "only GET /metrics is served here\n")
         }

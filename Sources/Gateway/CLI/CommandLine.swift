@@ -7,6 +7,10 @@ usage: gateway [VERB] [options]
   run [--config FILE] [--demo]              run the gateway (the default verb; FILE defaults to
                                             gateway.conf; --demo also starts the demo upstream
                                             and prints a generated password and a ready token)
+  run --takeover [--config FILE]            start on the listening sockets of the gateway running
+                                            with FILE's data_dir, which then drains: an upgrade
+                                            without a refused connection or a failed request
+  upgrade [--config FILE]                   the same as run --takeover
   check-config [--config FILE]              validate, print the effective configuration
                                             (secrets masked), exit 1 naming the line of an error
   demo-upstream --listen HOST:PORT          run only the demo upstream (echoes what it receives)
@@ -63,6 +67,8 @@ public func runCommand(_ argv: [String]) -> Int32 {
             return try ServeCommands.run(args)
         case ("run", _):
             return try ServeCommands.run(args.dropFirst())
+        case ("upgrade", _):
+            return try ServeCommands.run(args.dropFirst() + ["--takeover"])
         case ("check-config", _):
             return try ServeCommands.checkConfig(args.dropFirst())
         case ("revoke", _):

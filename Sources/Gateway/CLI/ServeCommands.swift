@@ -5,11 +5,11 @@ import Glibc
 /// `gateway run`, `gateway check-config`, `gateway demo-upstream`.
 enum ServeCommands {
     static func run(_ args: ArraySlice<String>) throws -> Int32 {
-        let a = try Arguments(args, options: ["config"], switches: ["demo"])
+        let a = try Arguments(args, options: ["config"], switches: ["demo", "takeover"])
         guard a.positional.isEmpty else { throw UsageError("run takes no positional arguments") }
         // Before any thread exists (the log writer, the demo upstream): every thread inherits the
         // mask, so these signals reach only the signalfd in `Server.run`.
-        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
         _ = signals.withUnsafeBufferPointer { gw_block_signals($0.baseAddress, Int32($0.count)) }
         let log = LogWriter()
         let server: Server
@@ -21,7 +21,7 @@ enum ServeCommands {
             printError("gateway: \(error)")
             return 1
         }
-        let code = server.run()
+        let code = server.run(takeover: a.switches.contains("takeover"))
         // Every worker has drained and the log is written: leave without the atexit handlers
         // (OpenSSL's cleanup among them), which helper threads still inside libcrypto (the
         // blocking pool, the probes) could hold up. The peer bench twice saw an exit take > 5 s.

@@ -110,6 +110,13 @@ extension ConfigBuilder {
 
         try validateIdentityProviders()
 
+        if config.metrics.enable {
+            let public_ = [config.server.listen] + (config.tls.enable ? [config.tls.address] : [])
+            if let clash = public_.first(where: { Self.sameListener($0, config.metrics.listen) }) {
+                throw error("metrics.listen", "metrics.listen (\(config.metrics.listen)) would share \(clash) with the public listener; give metrics an address of its own")
+            }
+        }
+
         // Checked here rather than when read, as api.auth.username may come from the environment.
         if let i = config.users.firstIndex(where: { $0.name == auth.username }) {
             throw fileError("user name \(TOMLReader.quoted(auth.username)) is also api.auth.username; give the [[user]] another name", line: userLines[i])
@@ -126,5 +133,15 @@ extension ConfigBuilder {
         if auth.enable && !hasEnabledUser && !idpSignIn && (auth.username.isEmpty || auth.password.isEmpty) {
             warnings.append("api.auth.enable is true but api.auth.username or api.auth.password is empty: nobody can log in until both are set (GATEWAY_API_AUTH_PASSWORD or GATEWAY_API_AUTH_PASSWORD_FILE)")
         }
+    }
+}
+
+extension ConfigBuilder {
+    /// Two host:port listeners that would take the same connections: the same port, and the
+    /// same host or either a wildcard (0.0.0.0, [::]).
+    static func sameListener(_ a: String, _ b: String) -> Bool {
+        guard let (ha, pa) = try? SocketAddress.split(a), let (hb, pb) = try? SocketAddress.split(b), pa == pb else { return false }
+        let wildcard: Set<String> = ["0.0.0.0", "::", ""]
+        return ha == hb || wildcard.contains(ha) || wildcard.contains(hb)
     }
 }

@@ -152,8 +152,20 @@ struct TOMLParser {
         }
         i += 1
         skipBlanks()
+        // A value under a secret's name is never repeated in an error (errors reach the log).
+        let name = parts.last?.name ?? ""
+        valueIsSecret = name == "password" || name == "secret"
+        defer { valueIsSecret = false }
         let v = try value()
         try insert(parts, v)
+    }
+
+    /// Set while the value of a `password` or `secret` key is read.
+    private var valueIsSecret = false
+
+    /// An unquoted word in an error: as written, or masked when it may be a secret.
+    private func shown(_ word: String) -> (word: String, quoted: String) {
+        valueIsSecret ? ("an unquoted secret", "\"...\"") : (word, "\"\(word)\"")
     }
 
     // MARK: Values
@@ -180,7 +192,7 @@ struct TOMLParser {
                 return TOMLValue(.integer(try number(word, line: l, column: c)), line: l, column: c)
             }
             if word == "inf" || word == "nan" { throw fail("floats are not supported", line: l, column: c) }
-            throw fail("expected a value, found \(word) (strings need quotes: \"\(word)\")", line: l, column: c)
+            throw fail("expected a value, found \(shown(word).word) (strings need quotes: \(shown(word).quoted))", line: l, column: c)
         }
     }
 
@@ -200,7 +212,7 @@ struct TOMLParser {
             throw fail("floats are not supported", line: l, column: c)
         }
         if body.contains(where: \.isLetter) {
-            throw fail("expected a value, found \(word) (strings need quotes: \"\(word)\")", line: l, column: c)
+            throw fail("expected a value, found \(shown(word).word) (strings need quotes: \(shown(word).quoted))", line: l, column: c)
         }
         switch TOMLReader.integer(word) {
         case .success(let n): return n

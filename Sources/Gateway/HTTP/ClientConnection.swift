@@ -318,6 +318,9 @@ final class ClientConnection {
         if machine.drain(inputEmpty: input?.isEmpty ?? true, outputPending: outputPending) == .close { close() }
     }
 
+    /// A takeover: its next answer says `Connection: close`; nothing is cut before.
+    func lastAnswerNext() { machine.lastAnswerNext() }
+
     // MARK: interest, deadlines, closing
 
     func updateInterest() {

@@ -365,6 +365,13 @@ struct ClientConnectionState<Upstream> {
         return .closeWhenFlushed
     }
 
+    /// Its next answer is its last (the process is handing over to a new one), but nothing is
+    /// cut now, not even while idle: its client may be sending on it at this moment.
+    mutating func lastAnswerNext() {
+        request.keepAlive = false
+        lastRequest = true
+    }
+
     /// Asked to go already (its last request, or closing once flushed).
     var isGoing: Bool { lastRequest || closeAfterFlush }
 

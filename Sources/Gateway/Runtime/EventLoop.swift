@@ -4,9 +4,8 @@ import Synchronization
 
 /// What a registered descriptor is, switched over in one place (`Worker.dispatch`).
 enum LoopHandler {
-    case listener
-    /// The HTTPS listener: its connections get a TLS transport.
-    case tlsListener
+    /// A listening socket; `tls`: the HTTPS one, whose connections get a TLS transport.
+    case listener(Socket, tls: Bool)
     case wakeup
     case client(ClientConnection)
     /// A client connection that became HTTP/2 (HTTP2Connection.swift).

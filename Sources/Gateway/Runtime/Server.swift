@@ -11,11 +11,11 @@ final class Server: @unchecked Sendable {
     let configPath: String
     let environment: [String: String]
     let log: LogWriter
-    private var workers: [Worker] = []
+    private(set) var workers: [Worker] = []
     private var threads: [pthread_t] = []
     private var state: GatewayState
-    private let revocations = RevocationSet()
-    private let startedAt = Int64(Date().timeIntervalSince1970)
+    let revocations = RevocationSet()
+    let startedAt = Int64(Date().timeIntervalSince1970)
     private let instanceID = Crypto.uuidV4()
     private let throttle: LoginThrottle
     private let blocking = BlockingPool(threads: 2)
@@ -25,9 +25,11 @@ final class Server: @unchecked Sendable {
     private let identityProviders: IdentityProviders
     /// systemd's notification socket, when run by it (`Type=notify`).
     private let notifier: ServiceNotifier
-    private let reloadsOK = Atomic<UInt64>(0)
-    private let reloadsFailed = Atomic<UInt64>(0)
+    let reloadsOK = Atomic<UInt64>(0)
+    let reloadsFailed = Atomic<UInt64>(0)
     private var metricsServer: MetricsServer?
+    /// A takeover's new process said it serves (Takeover.swift): SIGUSR2 then drains.
+    let handoverConfirmed = Atomic<Bool>(false)
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -71,8 +73,10 @@ final class Server: @unchecked Sendable {
 
     // MARK: running
 
-    func run() -> Int32 {
-        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
+    /// Serves until SIGTERM (or a takeover's end); `takeover`: on the listeners of the gateway
+    /// already running with this configuration's admin socket, which then drains.
+    func run(takeover: Bool = false) -> Int32 {
+        let signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
         // Blocked before any thread starts, so every worker inherits the mask and only the
         // signalfd below sees them.
         signal(SIGPIPE, SIG_IGN)
@@ -84,7 +88,7 @@ final class Server: @unchecked Sendable {
         // SO_REUSEPORT would let this process bind beside another one on the same address and
         // silently split its traffic: refuse when something already accepts there.
         for (address, text) in [(state.listen, state.config.server.listen)] + (state.tlsListen.map { [($0, state.config.tls.address)] } ?? [])
-        where Readiness.reachable(address) {
+        where !takeover && Readiness.reachable(address) {
             printError("gateway: \(text) is already in use by another process (another gateway?)")
             return 1
         }
@@ -98,25 +102,8 @@ final class Server: @unchecked Sendable {
             printError("gateway: cannot start the workers: \(error)")
             return 1
         }
-        // The admin socket exists before the listeners accept: whoever sees the port answer can
-        // reload and revoke at once.
-        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
-        do {
-            try admin.start()
-        } catch {
-            log.submit("warning: \(error); revoke and reload work offline or by signal only")
-        }
-        do {
-            for w in workers { try w.listen() }
-        } catch {
-            printError("gateway: cannot listen on \(state.config.server.listen)\(state.tls != nil ? " or " + state.config.tls.address : ""): \(error)")
-            return 1
-        }
-        log.submit("gateway \(Version.number) listening on \(state.config.server.listen)"
-                   + (state.tls != nil ? " and HTTPS on \(state.config.tls.address)" : "") + " with \(workers.count) worker(s); routes: "
-                   + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
-        for w in workers { threads.append(Self.startThread(w)) }
-        startKeysWatcher()
+        // Metrics bind before the workers listen (and alone on their address: a clash stops the
+        // start before anything is served).
         if state.config.metrics.enable {
             do {
                 let m = MetricsServer { [self] in collectMetrics() }
@@ -127,24 +114,73 @@ final class Server: @unchecked Sendable {
                 return 1
             }
         }
+        // A takeover asks for the running gateway's listeners first (its admin socket is still
+        // the one at the path).
+        var handover: Takeover.Handover?
+        if takeover {
+            do {
+                handover = try Takeover.request(adminPath: AdminSocket.path(for: state.config), plainPort: state.listen.port,
+                                                tlsPort: state.tlsListen?.port)
+            } catch {
+                printError("gateway: \(error)")
+                return 1
+            }
+        }
+        // The admin socket exists before the listeners accept: whoever sees the port answer can
+        // reload and revoke at once.
+        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
+        do {
+            try admin.start()
+        } catch {
+            log.submit("warning: \(error); revoke and reload work offline or by signal only")
+        }
+        do {
+            if let handover { try adoptListeners(handover, tlsWanted: state.tlsListen != nil) } else { for w in workers { try w.listen() } }
+        } catch {
+            printError("gateway: cannot listen on \(state.config.server.listen)\(state.tls != nil ? " or " + state.config.tls.address : ""): \(error)")
+            return 1
+        }
+        log.submit("gateway \(Version.number) listening on \(state.config.server.listen)"
+                   + (state.tls != nil ? " and HTTPS on \(state.config.tls.address)" : "") + " with \(workers.count) worker(s); routes: "
+                   + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
+        for w in workers { threads.append(Self.startThread(w)) }
+        startKeysWatcher()
+        if let handover {
+            // Serving: the old process may stop accepting now.
+            let answer = handover.confirmServing()
+            log.submit("takeover: serving on the listeners handed over; the previous process \(answer == "draining" ? "drains" : "did not answer (\(answer ?? "nothing"))")")
+        }
         notifier.send("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(state.config.server.listen)")
 
         var exitCode: Int32 = 0
         var pfd = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
-        let watchdog = notifier.watchdogIntervalMs.map { _ in LoopWatchdog(loops: workers.count) }
-        let tickMs = notifier.watchdogIntervalMs.map { max(1, min(1000, $0)) } ?? 1000
-        var lastTick = monotonicNanos() / 1_000_000
-        signalLoop: while true {
-            let n = poll(&pfd, 1, Int32(tickMs))
-            if let watchdog, monotonicNanos() / 1_000_000 - lastTick >= UInt64(tickMs) {
-                lastTick = monotonicNanos() / 1_000_000
-                watchdog.tick(workers, notifier: notifier)
+        if let interval = notifier.watchdogIntervalMs {
+            // A thread of its own: a reload resolving names must not stop the petting.
+            let watchdog = LoopWatchdog(loops: workers.count), notifier = self.notifier
+            let boxes = workers.map(WorkerBox.init)
+            Thread.detachNewThread {
+                while true {
+                    watchdog.tick(boxes.map(\.worker), notifier: notifier)
+                    usleep(useconds_t(max(1, interval) * 1_000))
+                }
             }
+        }
+        signalLoop: while true {
+            let n = poll(&pfd, 1, 1000)
             if n <= 0 { continue }
             let sig = gw_signalfd_read(sfd)
             switch sig {
             case SIGHUP:
                 reload()
+            case SIGUSR2 where handoverConfirmed.load(ordering: .relaxed):
+                let timeout = state.config.server.shutdownTimeoutMs
+                log.submit("takeover: a new process serves; draining (idle connections kept until their next answer or \(timeout) ms)")
+                notifier.send("STOPPING=1\nSTATUS=handed over")
+                for w in workers {
+                    let box = WorkerBox(w)
+                    w.loop.execute { box.worker.beginHandover(timeoutMs: timeout) }
+                }
+                break signalLoop
             case SIGUSR1:
                 // logrotate has moved the file away: lines go to a new one from now on.
                 do { try log.reopen(); log.submit("SIGUSR1: reopened the log file") } catch { log.submit("warning: SIGUSR1: \(error)") }
@@ -183,7 +219,6 @@ final class Server: @unchecked Sendable {
         defer { notifier.send("READY=1\nSTATUS=listening on \(state.config.server.listen)") }
         do {
             let loaded = try Self.loadConfig(configPath, environment)
-            try log.configure(format: LogFormat(rawValue: loaded.config.log.format) ?? .text, file: loaded.config.log.file)
             let ring = try SigningKeys.load(loaded.config, log: log)
             let next = try GatewayState(config: loaded.config, ring: ring, revocations: revocations, startedAt: startedAt,
                                         instanceID: instanceID, upstreamAbout: upstreamAbout, journal: journal, previous: state,
@@ -193,6 +228,12 @@ final class Server: @unchecked Sendable {
             if next.config.server.listen != state.config.server.listen || next.config.server.workers != state.config.server.workers
                 || next.config.tls.enable != state.config.tls.enable || next.config.tls.address != state.config.tls.address {
                 log.submit("reload: server.listen, server.workers, tls.enable and tls.address take effect on restart only")
+            }
+            // The log follows only a reload that took (a refused one changes nothing).
+            do {
+                try log.configure(format: LogFormat(rawValue: loaded.config.log.format) ?? .text, file: loaded.config.log.file)
+            } catch {
+                log.submit("warning: reload: \(error); the log goes where it went")
             }
             state = next
             if next.config.about.fromUpstream, let first = next.upstreams.first {
@@ -224,35 +265,6 @@ final class Server: @unchecked Sendable {
         }
         log.submit("admin: revoked \(user ? "the tokens of a user issued at or before \(time)" : "a token id until \(time)")")
         return "ok"
-    }
-
-    /// One scrape: every worker copies its counters on its own loop (a second at most for all
-    /// of them), summed with what the server knows.
-    func collectMetrics() -> MetricsSnapshot {
-        let snapshot = currentState()
-        let copies = Mutex<[WorkerMetrics]>([])
-        let done = DispatchSemaphore(value: 0)
-        for w in workers {
-            let box = WorkerBox(w)
-            w.loop.execute {
-                let m = box.worker.metricsSnapshot()
-                copies.withLock { $0.append(m) }
-                done.signal()
-            }
-        }
-        var answered = 0
-        let deadline = DispatchTime.now() + .seconds(1)
-        while answered < workers.count && done.wait(timeout: deadline) == .success { answered += 1 }
-        var s = MetricsSnapshot()
-        for m in copies.withLock({ $0 }) { s.workers.add(m) }
-        s.missingWorkers = workers.count - answered
-        s.keys = snapshot.ring.keys.map { ($0.kid, $0.state.rawValue, $0.createdAt) }
-        s.revocations = revocations.count
-        s.reloadsOK = reloadsOK.load(ordering: .relaxed)
-        s.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
-        s.startedAt = startedAt
-        s.now = Int64(Date().timeIntervalSince1970)
-        return s
     }
 
     func status() -> String {
@@ -312,7 +324,7 @@ final class Server: @unchecked Sendable {
 
     private func currentConfig() -> GatewayConfig { reloadLock.lock(); defer { reloadLock.unlock() }; return state.config }
     private func currentRing() -> KeyRing { reloadLock.lock(); defer { reloadLock.unlock() }; return state.ring }
-    private func currentState() -> GatewayState { reloadLock.lock(); defer { reloadLock.unlock() }; return state }
+    func currentState() -> GatewayState { reloadLock.lock(); defer { reloadLock.unlock() }; return state }
 
     private func keysFileStamp() -> [Int64] {
         guard let path = SigningKeys.path(currentConfig()) else { return [] }

@@ -103,6 +103,46 @@ struct Socket {
 
     func sendAll(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { sendAll($0) } }
 
+    // MARK: passing listeners to another process (a takeover)
+
+    /// Sends `message` with the descriptors of `sockets` attached (SCM_RIGHTS); the receiver
+    /// gets its own descriptors of the same sockets, and these stay open here.
+    func send(_ message: String, passing sockets: [Socket]) -> Bool {
+        let bytes = Array(message.utf8), fds = sockets.map(\.fd)
+        return gw_send_fds(fd, fds, Int32(fds.count), bytes, bytes.count) == bytes.count
+    }
+
+    /// Waits up to `timeoutMs` for a message with descriptors attached (one `recvmsg`, at most
+    /// `maxBytes`); the text and the sockets, which the caller now owns.
+    func receivePassed(maxSockets: Int, maxBytes: Int = 1024, timeoutMs: Int32) -> (text: String, sockets: [Socket])? {
+        guard waitReadable(timeoutMs: timeoutMs) else { return nil }
+        var fds = [Int32](repeating: -1, count: maxSockets)
+        var count: Int32 = 0
+        var data = [UInt8](repeating: 0, count: maxBytes)
+        let n = gw_recv_fds(fd, &fds, Int32(maxSockets), &count, &data, data.count)
+        let sockets = fds.prefix(Int(count)).map(Socket.init)
+        guard n > 0 else { for s in sockets { s.close() }; return nil }
+        return (String(decoding: data[0..<n], as: UTF8.self), sockets)
+    }
+
+    /// A TCP socket listening on `port` (what a handed-over descriptor must be).
+    func isTCPListener(port: UInt16) -> Bool {
+        var accepting: Int32 = 0, type: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0, accepting == 1 else { return false }
+        len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0, type == Int32(SOCK_STREAM.rawValue) else { return false }
+        var storage = sockaddr_storage()
+        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+        guard named == 0 else { return false }
+        return withUnsafeBytes(of: &storage) { raw -> Bool in
+            let family = Int32(raw.load(as: sa_family_t.self))
+            guard family == AF_INET || family == AF_INET6 else { return false }
+            return UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self)) == port
+        }
+    }
+
     /// Waits up to `timeoutMs` until the socket is readable (or `writable`, when asked), or has
     /// failed; false on timeout. For threads off the loops (`BlockingFetch`).
     func wait(readable: Bool, writable: Bool, timeoutMs: Int32) -> Bool {
@@ -153,12 +193,15 @@ struct Socket {
 
     /// A close-on-exec listening socket with SO_REUSEPORT (one per worker), non-blocking unless
     /// `blocking` (the demo upstream's thread-per-connection listener).
-    static func listen(_ address: SocketAddress, backlog: Int32 = 4096, blocking: Bool = false) throws(SystemError) -> Socket {
+    /// `reusePort`: joins an SO_REUSEPORT group (the workers' listeners); off for a listener
+    /// that must be the only one on its address (metrics: binding fails if anything is there).
+    static func listen(_ address: SocketAddress, backlog: Int32 = 4096, blocking: Bool = false,
+                       reusePort: Bool = true) throws(SystemError) -> Socket {
         let fd = socket(address.family, streamFlags | (blocking ? 0 : Int32(SOCK_NONBLOCK.rawValue)), 0)
         guard fd >= 0 else { throw SystemError(call: "socket", errno: errno) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
         guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else { throw failed("bind", closing: fd) }
         guard Glibc.listen(fd, backlog) == 0 else { throw failed("listen", closing: fd) }
         return Socket(fd)

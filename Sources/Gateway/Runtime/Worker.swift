@@ -24,8 +24,9 @@ final class Worker {
     private(set) var requestFields: UnsafeMutablePointer<HeaderField>
     private(set) var responseFields: UnsafeMutablePointer<HeaderField>
     private var fieldCapacity: Int
-    private var listener: Socket?
-    private var tlsListener: Socket?
+    /// Listening sockets: one plain and one HTTPS of its own, or after a takeover those the
+    /// previous process handed over (SO_REUSEPORT: the kernel spreads accepts over them all).
+    private(set) var listeners: [(socket: Socket, tls: Bool)] = []
     private var pools: [UpstreamPool] = []
     /// HTTP/2 connections with output due, written once per batch of events.
     private var http2FlushQueue: [HTTP2Connection] = []
@@ -77,22 +78,20 @@ final class Worker {
     /// Opens this worker's listeners, plain and HTTPS (SO_REUSEPORT: one each per worker, the
     /// kernel spreads accepts).
     func listen() throws {
-        let plain = try Socket.listen(state.listen)
-        listener = plain
-        try loop.register(plain, interest: .read, handler: .listener)
-        if let address = state.tlsListen {
-            let secure = try Socket.listen(address)
-            tlsListener = secure
-            try loop.register(secure, interest: .read, handler: .tlsListener)
-        }
+        try adopt(Socket.listen(state.listen), tls: false)
+        if let address = state.tlsListen { try adopt(Socket.listen(address), tls: true) }
+    }
+
+    /// Serves `socket`, an open listener (its own, or one handed over by the process this one
+    /// takes over from).
+    func adopt(_ socket: Socket, tls: Bool) throws {
+        try loop.register(socket, interest: .read, handler: .listener(socket, tls: tls))
+        listeners.append((socket, tls))
     }
 
     private func closeListeners() {
-        for l in [listener, tlsListener] {
-            if let l { loop.close(l) }
-        }
-        listener = nil
-        tlsListener = nil
+        for l in listeners { loop.close(l.socket) }
+        listeners.removeAll()
     }
 
     // MARK: the loop
@@ -101,8 +100,7 @@ final class Worker {
         while !stopped {
             loop.wait(maxWaitMs: http2FlushQueue.isEmpty ? 1000 : 0) { handler, events in
                 switch handler {
-                case .listener: if let l = listener { acceptConnections(from: l, tls: false) }
-                case .tlsListener: if let l = tlsListener { acceptConnections(from: l, tls: true) }
+                case let .listener(l, tls): acceptConnections(from: l, tls: tls)
                 case .wakeup: loop.runInbox()
                 case let .client(c): c.handle(events)
                 case let .http2(h): h.handle(events)
@@ -240,13 +238,13 @@ final class Worker {
     }
 
     private func pauseAccepting() {
-        guard !acceptPaused, listener != nil else { return }
+        guard !acceptPaused, !listeners.isEmpty else { return }
         acceptPaused = true
         setListenerInterest([])
     }
 
     private func resumeAccepting() {
-        guard acceptPaused, listener != nil else { return }
+        guard acceptPaused, !listeners.isEmpty else { return }
         // Still paused when the kernel refuses: the next sweep tries again.
         acceptPaused = !setListenerInterest(.read)
     }
@@ -255,9 +253,8 @@ final class Worker {
     @discardableResult
     private func setListenerInterest(_ interest: Interest) -> Bool {
         var done = true
-        for l in [listener, tlsListener] {
-            guard let l else { continue }
-            do { try loop.setInterest(l, interest) } catch { logEvent("listener: \(error)"); done = false }
+        for l in listeners {
+            do { try loop.setInterest(l.socket, interest) } catch { logEvent("listener: \(error)"); done = false }
         }
         return done
     }
@@ -335,6 +332,19 @@ final class Worker {
     var poolsForMetrics: [UpstreamPool] { pools }
 
     /// Stops accepting; exits once every connection has finished or `timeoutMs` has passed.
+    /// A takeover: another process accepts on the same sockets now. Stops accepting; HTTP/2
+    /// connections get GOAWAY; an HTTP/1.1 connection answers its next request with
+    /// `Connection: close` and is cut, if still idle, only at `timeoutMs`.
+    func beginHandover(timeoutMs: Int) {
+        draining = true
+        drainDeadline = loop.now + UInt64(timeoutMs)
+        closeListeners()
+        for p in pools { p.closeAll() }
+        for c in loop.clientConnections() { c.lastAnswerNext() }
+        for h in loop.http2Connections() { h.drain() }
+        if connectionCount == 0 { stopped = true }
+    }
+
     func beginDrain(timeoutMs: Int) {
         draining = true
         drainDeadline = loop.now + UInt64(timeoutMs)

@@ -53,6 +53,9 @@ final class RunningProgram: @unchecked Sendable {
     /// It ran past the time `wait` allowed and was killed.
     private(set) var timedOut = false
 
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
     init(_ program: URL, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil) throws {
         let input = Pipe()
         process.executableURL = program
