@@ -74,6 +74,36 @@ final class TakeoverTests: XCTestCase {
         XCTAssertTrue(status.stdout.hasPrefix("ok"), status.stdout + status.stderr)
     }
 
+    func testTheHTTPSListenersAndHTTP2ClientsAreHandedOverToo() throws {
+        let gw = try GatewayHarness(tls: true)
+        let before = try gw.connectTLS()
+        try before.send("GET /api/v3/before HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
+        XCTAssertEqual(try before.readResponse().status, 200)
+        // An HTTP/2 client (prior knowledge) that stays connected through the upgrade.
+        let h2 = try H2Client.start(port: gw.port, requests: [H2Client.request("/api/v3/h2", headers: [("authorization", "Bearer \(gw.token())")])],
+                                    extra: ["then_stay": 15])
+        XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/h2") }, "the HTTP/2 client was served before the upgrade")
+        let old = try XCTUnwrap(gw.gateway)
+        let new = try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
+        defer {
+            if new.isRunning { kill(new.pid, SIGKILL) }
+            _ = new.wait(seconds: 10)
+        }
+        // The kept HTTPS connection's next request is answered, and says it is the last.
+        XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("takeover: a new process serves") }, gw.log)
+        try before.send("GET /api/v3/last HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
+        let last = try before.readResponse()
+        XCTAssertEqual(last.status, 200)
+        XCTAssertEqual(last.header("connection"), "close")
+        let outcome = try h2.wait(seconds: 30)
+        XCTAssertEqual(outcome.ordered.first?.status, 200)
+        XCTAssertEqual(outcome.goaway, H2Client.noError, "the HTTP/2 connection was told to go (GOAWAY), not cut")
+        XCTAssertTrue(waitUntil(seconds: 20) { !old.isRunning }, "the old process drained and exited")
+        let after = try gw.connectTLS()
+        try after.send("GET /api/v3/after HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
+        XCTAssertEqual(try after.readResponse().status, 200, "HTTPS served by the new process")
+    }
+
     func testATakeoverWithNoGatewayRunningRefusesToStart() throws {
         let dir = try TempDir()
         let port = try freePort()
