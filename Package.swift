@@ -4,7 +4,7 @@
 import PackageDescription
 
 /// One libFuzzer target per parser (Tests/Fuzz/<name>, corpora in Tests/Fuzz/corpus/<name>).
-let fuzzTargets = ["FuzzRequestHead", "FuzzTarget", "FuzzResponseHead", "FuzzToken", "FuzzTOML", "FuzzJournal", "FuzzHTTP2Head", "FuzzJWKS"]
+let fuzzTargets = ["FuzzRequestHead", "FuzzTarget", "FuzzResponseHead", "FuzzToken", "FuzzTOML", "FuzzJournal", "FuzzHTTP2Head", "FuzzJWKS", "FuzzRESP"]
 
 let package = Package(
     name: "gateway",

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # the failed process on top of them, was seen to hang a CI run for minutes.
 export SWIFT_BACKTRACE=enable=no
 
-all_targets=(FuzzRequestHead FuzzTarget FuzzResponseHead FuzzToken FuzzTOML FuzzJournal FuzzHTTP2Head FuzzJWKS)
+all_targets=(FuzzRequestHead FuzzTarget FuzzResponseHead FuzzToken FuzzTOML FuzzJournal FuzzHTTP2Head FuzzJWKS FuzzRESP)
 scratch=.build-fuzz
 runtime="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")/lib/swift/clang/lib/linux/libclang_rt.fuzzer_no_main-$(uname -m).a"
 
