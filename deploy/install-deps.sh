@@ -2,12 +2,13 @@
 # Installs what a fresh Debian 12 machine with the Swift toolchain lacks to build, run and test the
 # gateway. Idempotent and quiet: apt-get runs only when a package is missing.
 #   build:  libssl-dev (OpenSSL 3), libnghttp2-dev (HTTP/2), pkg-config
-#   tests:  python3-jwt (PyJWT, interoperability tests), python3-cryptography (the tests' own CA and IdP keys),
+#   tests:  redis-server (started by the tests on a free loopback port; never as a service),
+#           python3-jwt (PyJWT, interoperability tests), python3-cryptography (the tests' own CA and IdP keys),
 #           python3-prometheus-client (a real parser of /metrics), python3-h2 and python3-httpx (HTTP/2
 #           clients), nghttp2-client (nghttp, h2load), curl
 set -euo pipefail
 
-packages=(libssl-dev libnghttp2-dev pkg-config python3-jwt python3-cryptography python3-prometheus-client python3-h2 python3-httpx nghttp2-client curl)
+packages=(libssl-dev libnghttp2-dev pkg-config redis-server python3-jwt python3-cryptography python3-prometheus-client python3-h2 python3-httpx nghttp2-client curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -69,6 +69,22 @@ final class ClientConnectionStateTests: XCTestCase {
         XCTAssertEqual(m.request.start, 0)
     }
 
+    func testATakeoverKeepsAKeepAlivePromiseAlreadyMadeAndEndsWithTheNextAnswer() {
+        // The answer's head went out promising keep-alive: the client may send again at once.
+        var promised = machine()
+        promised.lastAnswerNext(headWritten: true)
+        XCTAssertTrue(promised.request.keepAlive)
+        XCTAssertFalse(promised.requestAnswered(draining: false), "kept for the request the client may be sending")
+        promised.requestBegins(keepAlive: true, isHEAD: false, speaks11: true, draining: true, now: 300)
+        XCTAssertFalse(promised.request.keepAlive, "the next answer says close")
+        XCTAssertTrue(promised.requestAnswered(draining: false))
+        // No head yet: this answer is the last.
+        var unsent = machine()
+        unsent.lastAnswerNext(headWritten: false)
+        XCTAssertFalse(unsent.request.keepAlive)
+        XCTAssertTrue(unsent.requestAnswered(draining: false))
+    }
+
     func testTheBodyOfALocallyAnsweredRequestIsDroppedWhenSmallElseItsAnswerCloses() {
         let m = machine()
         let small = head("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")

@@ -226,7 +226,7 @@ final class ClientConnection {
 
     /// The answer being written is the connection's last (the client asked to close, or the
     /// worker drains): it says `Connection: close`.
-    var answerEndsConnection: Bool { !machine.request.keepAlive || worker.draining }
+    var answerEndsConnection: Bool { !machine.request.keepAlive || worker.closesAfterAnswers }
 
     /// The most body bytes read and dropped after an answer to keep the connection.
     static let maxDiscardedBody: Int64 = 65_536
@@ -240,7 +240,7 @@ final class ClientConnection {
 
     func finishLocalRequest() {
         writeAccessLog()
-        let closing = machine.requestAnswered(draining: worker.draining)
+        let closing = machine.requestAnswered(draining: worker.closesAfterAnswers)
         _ = flush()
         if closing && !outputPending { close(); return }
         armIdleDeadline()
@@ -318,8 +318,9 @@ final class ClientConnection {
         if machine.drain(inputEmpty: input?.isEmpty ?? true, outputPending: outputPending) == .close { close() }
     }
 
-    /// A takeover: its next answer says `Connection: close`; nothing is cut before.
-    func lastAnswerNext() { machine.lastAnswerNext() }
+    /// A takeover: its next answer says `Connection: close`; nothing is cut before. (The status
+    /// in the log line is set exactly when an answer's head is written.)
+    func lastAnswerNext() { machine.lastAnswerNext(headWritten: logLine.status != 0) }
 
     // MARK: interest, deadlines, closing
 

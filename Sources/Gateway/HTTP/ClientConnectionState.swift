@@ -366,9 +366,11 @@ struct ClientConnectionState<Upstream> {
     }
 
     /// Its next answer is its last (the process is handing over to a new one), but nothing is
-    /// cut now, not even while idle: its client may be sending on it at this moment.
-    mutating func lastAnswerNext() {
-        request.keepAlive = false
+    /// cut now, not even while idle: its client may be sending on it at this moment. An answer
+    /// whose head already went out promising keep-alive keeps that promise: the connection then
+    /// waits for one more request, and answers it with `Connection: close`.
+    mutating func lastAnswerNext(headWritten: Bool) {
+        if !headWritten { request.keepAlive = false }
         lastRequest = true
     }
 

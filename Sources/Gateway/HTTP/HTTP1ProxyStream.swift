@@ -72,7 +72,7 @@ extension ClientConnection: ProxyStream {
         logLine.bytes += bodyBytes
         writeAccessLog()
         let flushed = flush()
-        let action = machine.exchangeFinished(unsentBody: unsentBody, draining: worker.draining, outputPending: outputPending)
+        let action = machine.exchangeFinished(unsentBody: unsentBody, draining: worker.closesAfterAnswers, outputPending: outputPending)
         guard flushed else { abort("client_write_failed"); return }
         switch action {
         case .close:

@@ -21,6 +21,15 @@ struct BlockingFetch {
         case malformed
         case closed
 
+        init(_ f: BlockingChannel.Failure) {
+            switch f {
+            case .connect: self = .connect
+            case let .tls(why): self = .tls(why)
+            case .timeout: self = .timeout
+            case .closed: self = .closed
+            }
+        }
+
         var description: String {
             switch self {
             case .connect: return "cannot connect"
@@ -36,55 +45,23 @@ struct BlockingFetch {
     var maxBodyBytes = 1 << 20
     var timeoutSeconds = 5
 
-    /// GETs `path` from `address`, with TLS as `tls` says (nil: plain). The socket never blocks:
-    /// every wait is a poll bounded by what is left of `timeoutSeconds`, so a peer that sends a
-    /// byte at a time cannot hold the thread past it.
+    /// GETs `path` from `address`, with TLS as `tls` says (nil: plain), all of it within
+    /// `timeoutSeconds` (`BlockingChannel`: a peer sending a byte at a time cannot stretch it).
     func get(address: SocketAddress, hostHeader: String, path: String, tls: UpstreamTLS?) -> Result<Answer, Failure> {
-        let clock = Deadline(seconds: timeoutSeconds)
-        guard let socket = try? Socket.connect(address) else { return .failure(.connect) }
-        defer { socket.close() }
-        guard socket.wait(readable: false, writable: true, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
-        guard socket.pendingError == 0 else { return .failure(.connect) }
-        let buffers = BufferPool(bufferSize: HTTPLimits.bufferBytes, largeSize: HTTPLimits.maxHeadBytes, maxFree: 2)
-        var session: TLSSession?
-        if let tls {
-            guard let s = TLSSession(client: tls.context, host: tls.serverName, buffers: buffers) else {
-                return .failure(.tls("cannot start a session for \(tls.serverName)"))
-            }
-            session = s
-            handshake: while true {
-                switch s.handshake(socket) {
-                case .done: break handshake
-                case .pending:
-                    guard socket.wait(readable: true, writable: s.hasPendingOutput, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
-                case .failed:
-                    return .failure(.tls(s.verifyFailure.map { "certificate refused: \($0)" } ?? "handshake failed"))
-                }
-            }
+        let deadline = BlockingChannel.Deadline(milliseconds: timeoutSeconds * 1_000)
+        let channel: BlockingChannel
+        switch BlockingChannel.open(address, tls: tls, deadline: deadline) {
+        case let .success(c): channel = c
+        case let .failure(f): return .failure(Failure(f))
         }
-        var request = buffers.take()
-        defer { buffers.release(request) }
-        guard request.append(Array("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\n\r\n".utf8)) else {
-            return .failure(.malformed)
-        }
-        while !request.isEmpty || (session?.hasPendingOutput ?? false) {
-            if !request.isEmpty {
-                let sent: Int?
-                if let session { sent = session.write(socket, from: &request) } else { sent = socket.writeOut(&request) }
-                guard sent != nil else { return .failure(.connect) }
-            } else if !(session?.sendPending(socket) ?? true) {
-                return .failure(.connect)
-            }
-            if request.isEmpty && !(session?.hasPendingOutput ?? false) { break }
-            guard socket.wait(readable: false, writable: true, timeoutMs: clock.leftMs) else { return .failure(.timeout) }
-        }
-        return readAnswer(socket, session: session, buffers: buffers, clock: clock)
+        defer { channel.close() }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(hostHeader)\r\nAccept: application/json\r\nConnection: close\r\n\r\n".utf8)
+        if let f = channel.write(request, deadline: deadline) { return .failure(Failure(f)) }
+        return readAnswer(channel, deadline: deadline)
     }
 
-    private func readAnswer(_ socket: Socket, session: TLSSession?, buffers: BufferPool, clock: Deadline) -> Result<Answer, Failure> {
+    private func readAnswer(_ channel: BlockingChannel, deadline: BlockingChannel.Deadline) -> Result<Answer, Failure> {
         var data: [UInt8] = []
-        var chunk = buffers.take()
-        defer { buffers.release(chunk) }
         let fields = UnsafeMutablePointer<HeaderField>.allocate(capacity: 100)
         defer { fields.deallocate() }
         var head: ResponseHead?
@@ -112,18 +89,10 @@ struct BlockingFetch {
                 }
             }
             if eof { return .failure(.closed) }
-            chunk.clear()
-            let r: IOResult?
-            if let session { r = session.read(socket, into: &chunk) } else { r = try? socket.read(into: &chunk) }
-            switch r {
-            case .bytes?: data += chunk.readable
-            case .eof?: eof = true
-            case .wouldBlock?:
-                guard socket.wait(readable: true, writable: session?.hasPendingOutput ?? false, timeoutMs: clock.leftMs) else {
-                    return .failure(.timeout)
-                }
-                _ = session?.sendPending(socket)
-            case nil: return .failure(session == nil ? .closed : .tls("connection failed"))
+            switch channel.read(into: &data, deadline: deadline) {
+            case .success(0): eof = true
+            case .success: break
+            case let .failure(f): return .failure(Failure(f))
             }
         }
     }
@@ -178,17 +147,6 @@ struct BlockingFetch {
                     }
                 }
             }
-        }
-    }
-
-    /// A point `seconds` from now on the monotonic clock.
-    private struct Deadline {
-        let end: UInt64
-        init(seconds: Int) { end = monotonicNanos() + UInt64(seconds) * 1_000_000_000 }
-        /// Milliseconds left, 0 once passed.
-        var leftMs: Int32 {
-            let now = monotonicNanos()
-            return now >= end ? 0 : Int32(min(UInt64(Int32.max), (end - now) / 1_000_000))
         }
     }
 

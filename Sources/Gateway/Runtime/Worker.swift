@@ -41,6 +41,11 @@ final class Worker {
     var idleQueue = IdleQueue()
     var lastIdleTurn: UInt64 = 0
     private(set) var draining = false
+    /// Draining for a takeover: an answer whose head promised keep-alive keeps the connection
+    /// for one more request (answered with close) rather than closing under the client.
+    private(set) var handingOver = false
+    /// Answers end their connection because the worker drains (SIGTERM, not a takeover).
+    var closesAfterAnswers: Bool { draining && !handingOver }
     private var drainDeadline: UInt64 = 0
     private var stopped = false
     private let log: LogWriter
@@ -337,6 +342,7 @@ final class Worker {
     /// `Connection: close` and is cut, if still idle, only at `timeoutMs`.
     func beginHandover(timeoutMs: Int) {
         draining = true
+        handingOver = true
         drainDeadline = loop.now + UInt64(timeoutMs)
         closeListeners()
         for p in pools { p.closeAll() }
