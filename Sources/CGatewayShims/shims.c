@@ -257,6 +257,15 @@ int gw_accept_blocking(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 }
 
+int gw_peer_credentials(int sock, int *pid, unsigned *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    return 0;
+}
+
 #define GW_MAX_PASSED_FDS 250
 
 long gw_send_fds(int sock, const int *fds, int n, const void *data, size_t len) {

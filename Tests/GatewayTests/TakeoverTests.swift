@@ -104,6 +104,85 @@ final class TakeoverTests: XCTestCase {
         XCTAssertEqual(try after.readResponse().status, 200, "HTTPS served by the new process")
     }
 
+    /// Speaks the takeover protocol as a new process would, from python (its own pid): asks for
+    /// the listeners, says `serving` when told, and exits when told.
+    /// `marker`: a file it creates once the listeners have come.
+    private func fakeSuccessor(_ adminPath: String, sayServing: Bool, holdSeconds: Double, marker: String = "/dev/null") throws -> RunningProgram {
+        let script = """
+            import socket, sys, time
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            s.sendall(b"takeover\\n")
+            msg, fds, flags, addr = socket.recv_fds(s, 1024, 64)
+            print(msg.decode().strip(), len(fds), flush=True)
+            open(sys.argv[4], "w").close()
+            if sys.argv[2] == "serve":
+                s.sendall(b"serving\\n")
+                print(s.recv(100).decode().strip(), flush=True)
+            time.sleep(float(sys.argv[3]))
+            """
+        return try RunningProgram(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, adminPath, sayServing ? "serve" : "hold", String(holdSeconds), marker])
+    }
+
+    func testOneTakeoverAtATime() throws {
+        let gw = try GatewayHarness()
+        let admin = AdminSocket.path(for: try ConfigLoader.load(path: gw.configPath, environment: [:]).config)
+        let marker = gw.dir.path("first-has-the-listeners")
+        let first = try fakeSuccessor(admin, sayServing: false, holdSeconds: 3, marker: marker)
+        XCTAssertTrue(waitUntil { FileManager.default.fileExists(atPath: marker) }, "the first takeover got the listeners")
+        let second = try GatewayBinary.run(["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("a takeover is already under way"), second.stderr)
+        let firstOut = first.wait(seconds: 10)
+        XCTAssertTrue(firstOut.stdout.hasPrefix("ok plain=1 tls=0 1"), firstOut.stdout + firstOut.stderr)
+        XCTAssertEqual(try gw.get("/api/v3/still", headers: gw.bearer).status, 200, "never confirmed: the old one serves on")
+    }
+
+    func testWhenTheSuccessorDiesTheOldProcessServesAgain() throws {
+        let gw = try GatewayHarness(settings: "shutdown_timeout = \"20s\"")
+        let kept = try gw.connect()   // keeps the old process draining (not exited) for a while
+        try kept.send("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertEqual(try kept.readResponse().status, 200)
+        let admin = AdminSocket.path(for: try ConfigLoader.load(path: gw.configPath, environment: [:]).config)
+        let successor = try fakeSuccessor(admin, sayServing: true, holdSeconds: 0.5)
+        let out = successor.wait(seconds: 10)
+        XCTAssertTrue(out.stdout.contains("draining"), out.stdout + out.stderr)
+        XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("is gone; serving again") }, gw.log)
+        XCTAssertEqual(try gw.get("/api/v3/back", headers: gw.bearer).status, 200, "the old process accepts again")
+        let status = try GatewayBinary.run(["status", "--config", gw.configPath])
+        XCTAssertTrue(status.stdout.hasPrefix("ok"), "its admin socket is back: " + status.stdout + status.stderr)
+        XCTAssertTrue(gw.gateway?.isRunning ?? false)
+    }
+
+    func testListenersOnAnotherAddressThanConfiguredAreRefused() throws {
+        let gw = try GatewayHarness()
+        let other = try gw.dir.write("wide.conf", (try String(contentsOfFile: gw.configPath, encoding: .utf8))
+            .replacingOccurrences(of: "listen = \"127.0.0.1:\(gw.port)\"", with: "listen = \"0.0.0.0:\(gw.port)\""))
+        let r = try GatewayBinary.run(["upgrade", "--config", other], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("listens elsewhere"), r.stderr)
+        XCTAssertEqual(try gw.get("/api/v3/still", headers: gw.bearer).status, 200)
+    }
+
+    func testAnUpgradeWithMetricsOnServesThemFromTheNewProcess() throws {
+        let metricsPort = try freePort()
+        let gw = try GatewayHarness(sections: "[metrics]\nenable = true\nlisten = \"127.0.0.1:\(metricsPort)\"")
+        try waitForPort(metricsPort)
+        let old = try XCTUnwrap(gw.gateway)
+        let new = try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
+        defer {
+            if new.isRunning { kill(new.pid, SIGKILL) }
+            _ = new.wait(seconds: 10)
+        }
+        XCTAssertTrue(waitUntil(seconds: 20) { !old.isRunning }, "the old process drained and exited")
+        XCTAssertTrue(waitUntil(seconds: 5) {
+            guard let c = try? RawClient(port: metricsPort), (try? c.send("GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")) != nil,
+                  let r = try? c.readResponse() else { return false }
+            return r.status == 200
+        }, "metrics served by the new process")
+        XCTAssertTrue(new.isRunning)
+    }
+
     func testATakeoverWithNoGatewayRunningRefusesToStart() throws {
         let dir = try TempDir()
         let port = try freePort()

@@ -115,6 +115,8 @@ long gw_send_fds(int sock, const int *fds, int n, const void *data, size_t len);
 /// Receives up to `len` bytes and up to `max` descriptors (made close-on-exec; *n how many):
 /// the bytes received, or -1 with errno. Descriptors beyond `max` are closed, never leaked.
 long gw_recv_fds(int sock, int *fds, int max, int *n, void *data, size_t len);
+/// The pid and uid of the process at the other end of a unix socket (SO_PEERCRED); 0 on success.
+int gw_peer_credentials(int sock, int *pid, unsigned *uid);
 
 /// Turns terminal echo off (0) or back on (1) for fd; returns the previous state or -1.
 int gw_set_echo(int fd, int on);

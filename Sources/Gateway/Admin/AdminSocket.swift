@@ -23,9 +23,20 @@ final class AdminSocket: @unchecked Sendable {
     static let clientTimeoutMs = 5_000
     static let maxLine = 4096
 
-    init(path: String, server: Server) {
+    /// Where it listens until `publish` (a takeover's new process binds beside the running
+    /// gateway's socket and takes the path over only once that one drains).
+    private let bindPath: String
+
+    init(path: String, server: Server, temporary: Bool = false) {
         self.path = path
+        self.bindPath = temporary ? path + ".new-\(getpid())" : path
         self.server = server
+    }
+
+    /// Moves the socket bound beside the path onto it (rename: the path is never absent).
+    func publish() throws {
+        guard bindPath != path else { return }
+        guard rename(bindPath, path) == 0 else { throw StartupError("admin socket \(path): rename failed (errno \(errno))") }
     }
 
     static func path(for config: GatewayConfig) -> String {
@@ -35,9 +46,9 @@ final class AdminSocket: @unchecked Sendable {
     func start() throws {
         let listener: Socket
         do {
-            listener = try Socket.listenUnix(path)
+            listener = try Socket.listenUnix(bindPath)
         } catch {
-            throw StartupError("admin socket \(path): \(error)")
+            throw StartupError("admin socket \(bindPath): \(error)")
         }
         Thread.detachNewThread { [self] in
             while true {

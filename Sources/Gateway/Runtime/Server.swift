@@ -24,12 +24,19 @@ final class Server: @unchecked Sendable {
     private let readiness = Readiness()
     private let identityProviders: IdentityProviders
     /// systemd's notification socket, when run by it (`Type=notify`).
-    private let notifier: ServiceNotifier
+    let notifier: ServiceNotifier
     let reloadsOK = Atomic<UInt64>(0)
     let reloadsFailed = Atomic<UInt64>(0)
-    private var metricsServer: MetricsServer?
+    var metricsServer: MetricsServer?
     /// A takeover's new process said it serves (Takeover.swift): SIGUSR2 then drains.
     let handoverConfirmed = Atomic<Bool>(false)
+    /// A takeover is being talked through (one at a time).
+    let handoverBusy = Atomic<Bool>(false)
+    /// The process that took over, watched while this one drains.
+    let successorPID = Atomic<Int32>(0)
+    let successorLost = Atomic<Bool>(false)
+    /// Worker threads whose loop still runs.
+    let runningWorkers = Atomic<Int>(0)
 
     init(configPath: String, environment: [String: String], log: LogWriter, demo: Bool) throws {
         self.configPath = configPath
@@ -104,7 +111,8 @@ final class Server: @unchecked Sendable {
         }
         // Metrics bind before the workers listen (and alone on their address: a clash stops the
         // start before anything is served).
-        if state.config.metrics.enable {
+        // (A takeover's new process binds it once the old one has let the address go.)
+        if state.config.metrics.enable && !takeover {
             do {
                 let m = MetricsServer { [self] in collectMetrics() }
                 try m.start(address: try SocketAddress.resolve(state.config.metrics.listen))
@@ -119,8 +127,7 @@ final class Server: @unchecked Sendable {
         var handover: Takeover.Handover?
         if takeover {
             do {
-                handover = try Takeover.request(adminPath: AdminSocket.path(for: state.config), plainPort: state.listen.port,
-                                                tlsPort: state.tlsListen?.port)
+                handover = try Takeover.request(adminPath: AdminSocket.path(for: state.config), plain: state.listen, tls: state.tlsListen)
             } catch {
                 printError("gateway: \(error)")
                 return 1
@@ -128,7 +135,7 @@ final class Server: @unchecked Sendable {
         }
         // The admin socket exists before the listeners accept: whoever sees the port answer can
         // reload and revoke at once.
-        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self)
+        let admin = AdminSocket(path: AdminSocket.path(for: state.config), server: self, temporary: handover != nil)
         do {
             try admin.start()
         } catch {
@@ -143,12 +150,30 @@ final class Server: @unchecked Sendable {
         log.submit("gateway \(Version.number) listening on \(state.config.server.listen)"
                    + (state.tls != nil ? " and HTTPS on \(state.config.tls.address)" : "") + " with \(workers.count) worker(s); routes: "
                    + state.config.routes.map { "\($0.prefix) -> \($0.upstream) (auth \($0.auth.rawValue))" }.joined(separator: ", "))
-        for w in workers { threads.append(Self.startThread(w)) }
+        runningWorkers.store(workers.count, ordering: .relaxed)
+        for w in workers {
+            w.onExit = { [unowned self] in runningWorkers.subtract(1, ordering: .relaxed) }
+            threads.append(Self.startThread(w))
+        }
         startKeysWatcher()
         if let handover {
             // Serving: the old process may stop accepting now.
             let answer = handover.confirmServing()
-            log.submit("takeover: serving on the listeners handed over; the previous process \(answer == "draining" ? "drains" : "did not answer (\(answer ?? "nothing"))")")
+            guard answer == "draining" else {
+                // It goes on serving: this process must not serve beside it unseen (its admin
+                // socket is the old one's). It drains what it took and leaves.
+                log.submit("takeover: the running gateway did not hand over (\(answer ?? "no answer")); leaving it serving")
+                for w in workers {
+                    let box = WorkerBox(w)
+                    w.loop.execute { box.worker.beginDrain(timeoutMs: 5_000) }
+                }
+                for t in threads { pthread_join(t, nil) }
+                log.flush()
+                return 1
+            }
+            do { try admin.publish() } catch { log.submit("warning: \(error)") }
+            log.submit("takeover: serving on the listeners handed over; the previous process drains")
+            startMetricsAfterHandover()
         }
         notifier.send("READY=1\nMAINPID=\(getpid())\nSTATUS=listening on \(state.config.server.listen)")
 
@@ -165,8 +190,14 @@ final class Server: @unchecked Sendable {
                 }
             }
         }
+        var handedOver = false
         signalLoop: while true {
             let n = poll(&pfd, 1, 1000)
+            if handedOver {
+                if runningWorkers.load(ordering: .relaxed) == 0 { break signalLoop }
+                watchSuccessor(adminPath: AdminSocket.path(for: state.config))
+                if successorLost.load(ordering: .relaxed) { handedOver = false }
+            }
             if n <= 0 { continue }
             let sig = gw_signalfd_read(sfd)
             switch sig {
@@ -180,7 +211,8 @@ final class Server: @unchecked Sendable {
                     let box = WorkerBox(w)
                     w.loop.execute { box.worker.beginHandover(timeoutMs: timeout) }
                 }
-                break signalLoop
+                // Signals still count while draining, and the successor is watched.
+                handedOver = true
             case SIGUSR1:
                 // logrotate has moved the file away: lines go to a new one from now on.
                 do { try log.reopen(); log.submit("SIGUSR1: reopened the log file") } catch { log.submit("warning: SIGUSR1: \(error)") }

@@ -31,4 +31,22 @@ extension Server {
         s.now = Int64(Date().timeIntervalSince1970)
         return s
     }
+
+    /// A takeover's new process: the metrics address is the old process's until it exits, so
+    /// binding is tried again every 200 ms (for the drain's length and a little more).
+    func startMetricsAfterHandover() {
+        let config = currentState().config
+        guard config.metrics.enable, let address = try? SocketAddress.resolve(config.metrics.listen) else { return }
+        let attempts = (config.server.shutdownTimeoutMs + 10_000) / 200
+        let log = self.log
+        Thread.detachNewThread { [self] in
+            for _ in 0..<attempts {
+                let m = MetricsServer { [self] in collectMetrics() }
+                // Its serving thread holds it from here on.
+                if (try? m.start(address: address)) != nil { return }
+                usleep(200_000)
+            }
+            log.submit("warning: metrics: \(config.metrics.listen) stayed taken after the takeover; no metrics are served")
+        }
+    }
 }

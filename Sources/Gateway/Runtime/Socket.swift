@@ -125,6 +125,34 @@ struct Socket {
         return (String(decoding: data[0..<n], as: UTF8.self), sockets)
     }
 
+    /// The process at the other end of a unix socket (SO_PEERCRED): its pid and uid.
+    var peerCredentials: (pid: pid_t, uid: uid_t)? {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        guard gw_peer_credentials(fd, &pid, &uid) == 0 else { return nil }
+        return (pid, uid)
+    }
+
+    /// A TCP socket listening on exactly `address` (family, address and port): what a
+    /// handed-over descriptor must be.
+    func isTCPListener(on address: SocketAddress) -> Bool {
+        guard isTCPListener(port: address.port) else { return false }
+        var storage = sockaddr_storage()
+        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+        guard named == 0 else { return false }
+        return address.withSockAddr { wanted, wantedLength in
+            withUnsafeBytes(of: &storage) { got in
+                let family = Int32(got.load(as: sa_family_t.self))
+                guard family == Int32(wanted.pointee.sa_family) else { return false }
+                // IPv4: sin_addr at 4 (4 bytes); IPv6: sin6_addr at 8 (16 bytes).
+                let (offset, count) = family == AF_INET ? (4, 4) : (8, 16)
+                let w = UnsafeRawPointer(wanted)
+                return memcmp(got.baseAddress! + offset, w + offset, count) == 0 && Int(wantedLength) >= offset + count
+            }
+        }
+    }
+
     /// A TCP socket listening on `port` (what a handed-over descriptor must be).
     func isTCPListener(port: UInt16) -> Bool {
         var accepting: Int32 = 0, type: Int32 = 0

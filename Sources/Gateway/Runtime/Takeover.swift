@@ -24,16 +24,16 @@ enum Takeover {
 
         /// Tells the old process that this one serves; its answer ("draining"), or nil.
         func confirmServing() -> String? {
+            defer { connection.close() }
             guard connection.sendAll(Array("serving\n".utf8)),
                   let line = AdminSocket.readLine(connection, timeoutMs: 10_000) else { return nil }
-            connection.close()
             return String(decoding: line, as: UTF8.self)
         }
     }
 
     /// Asks the process serving `adminPath` for its listeners; they must listen on `plainPort`
     /// (and `tlsPort`, for the HTTPS ones), or the takeover is refused and nothing changes.
-    static func request(adminPath: String, plainPort: UInt16, tlsPort: UInt16?) throws -> Handover {
+    static func request(adminPath: String, plain plainAddress: SocketAddress, tls tlsAddress: SocketAddress?) throws -> Handover {
         let connection: Socket
         do {
             connection = try Socket.connectUnix(adminPath, timeoutSeconds: 10)
@@ -53,8 +53,10 @@ enum Takeover {
             throw StartupError("takeover refused by the running gateway: \(text.trimmingCharacters(in: .newlines))")
         }
         let plain = Array(sockets.prefix(p)), tls = Array(sockets.suffix(t))
-        let fits = plain.allSatisfy { $0.isTCPListener(port: plainPort) }
-            && tls.allSatisfy { tlsPort.map($0.isTCPListener(port:)) ?? true }
+        // Exactly the configured addresses (family, address, port): a port alone would let a
+        // configuration narrowed from 0.0.0.0 to loopback go on serving the world.
+        let fits = plain.allSatisfy { $0.isTCPListener(on: plainAddress) }
+            && tls.allSatisfy { tlsAddress.map($0.isTCPListener(on:)) ?? true }
         guard fits, !plain.isEmpty else {
             for s in sockets { s.close() }
             connection.close()
@@ -78,7 +80,21 @@ extension Server {
     /// waits for `serving`, then drains as the type's comment says. Nothing changes when the new
     /// process does not confirm.
     func handOver(to client: Socket) {
-        let listeners = listenerSockets()
+        // One takeover at a time, by a process of this user; never after one was confirmed.
+        guard let peer = client.peerCredentials, peer.uid == geteuid() else {
+            AdminSocket.write("error: a takeover must come from the gateway's own user\n", to: client)
+            return
+        }
+        guard !handoverConfirmed.load(ordering: .relaxed), !handoverBusy.exchange(true, ordering: .acquiring) else {
+            AdminSocket.write("error: a takeover is already under way\n", to: client)
+            return
+        }
+        defer { if !handoverConfirmed.load(ordering: .relaxed) { handoverBusy.store(false, ordering: .releasing) } }
+        // Every worker's listeners, or none: one left behind would be closed with its queue.
+        guard let listeners = listenerSockets() else {
+            AdminSocket.write("error: a worker did not answer; try again\n", to: client)
+            return
+        }
         let plain = listeners.filter { !$0.tls }.map(\.socket), tls = listeners.filter(\.tls).map(\.socket)
         guard !plain.isEmpty, client.send("ok plain=\(plain.count) tls=\(tls.count)\n", passing: plain + tls) else {
             AdminSocket.write("error: no listeners to hand over\n", to: client)
@@ -88,14 +104,31 @@ extension Server {
             log.submit("takeover: the new process did not confirm; this one goes on serving")
             return
         }
-        AdminSocket.write("draining\n", to: client)
+        successorPID.store(peer.pid, ordering: .relaxed)
         handoverConfirmed.store(true, ordering: .relaxed)
+        AdminSocket.write("draining\n", to: client)
         // The signal loop drains (Server.run): woken at once.
         kill(getpid(), SIGUSR2)
     }
 
-    /// Every worker's listeners (each copies its list on its own loop; a second at most).
-    func listenerSockets() -> [(socket: Socket, tls: Bool)] {
+    /// After a handover: when the successor has died while this process still drains, this
+    /// one takes the traffic back (accepting again, its admin socket at the path again).
+    func watchSuccessor(adminPath: String) {
+        let pid = successorPID.load(ordering: .relaxed)
+        guard pid > 0, kill(pid, 0) != 0, errno == ESRCH, !successorLost.exchange(true, ordering: .relaxed) else { return }
+        log.submit("takeover: the process that took over (pid \(pid)) is gone; serving again")
+        for w in workers {
+            let box = WorkerBox(w)
+            w.loop.execute { box.worker.resumeServing() }
+        }
+        let admin = AdminSocket(path: adminPath, server: self)
+        do { try admin.start() } catch { log.submit("warning: \(error)") }
+        notifier.send("READY=1\nSTATUS=serving again")
+    }
+
+    /// Every worker's listeners (each copies its list on its own loop; a second at most), or
+    /// nil when a worker did not answer.
+    func listenerSockets() -> [(socket: Socket, tls: Bool)]? {
         let found = Mutex<[(socket: Socket, tls: Bool)]>([])
         let done = DispatchSemaphore(value: 0)
         for w in workers {
@@ -106,7 +139,8 @@ extension Server {
                 done.signal()
             }
         }
-        for _ in workers { _ = done.wait(timeout: .now() + .seconds(1)) }
+        let deadline = DispatchTime.now() + .seconds(1)
+        for _ in workers { guard done.wait(timeout: deadline) == .success else { return nil } }
         return found.withLock { $0 }
     }
 
@@ -123,8 +157,13 @@ extension Server {
                 }
                 for j in plan[i] { try worker.adopt(sockets[j], tls: tls) }
                 if plan[i].isEmpty && (!tls || tlsWanted) {
-                    if tls, let address = currentState().tlsListen { try worker.adopt(Socket.listen(address), tls: true) }
-                    if !tls { try worker.adopt(Socket.listen(currentState().listen), tls: false) }
+                    // An address of its own (HTTPS turned on): it must not join another
+                    // program's SO_REUSEPORT group there.
+                    guard let address = tls ? currentState().tlsListen : currentState().listen else { continue }
+                    if sockets.isEmpty && Readiness.reachable(address) {
+                        throw StartupError("\(tls ? "tls.address" : "server.listen") is already in use by another process")
+                    }
+                    try worker.adopt(Socket.listen(address), tls: tls)
                 }
             }
         }

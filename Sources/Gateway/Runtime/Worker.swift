@@ -344,11 +344,22 @@ final class Worker {
         draining = true
         handingOver = true
         drainDeadline = loop.now + UInt64(timeoutMs)
-        closeListeners()
+        // Not accepting, but still holding the listeners (closed when the loop ends): if the
+        // successor dies meanwhile, this process takes the traffic back (`resumeServing`).
+        pauseAccepting()
         for p in pools { p.closeAll() }
         for c in loop.clientConnections() { c.lastAnswerNext() }
         for h in loop.http2Connections() { h.drain() }
         if connectionCount == 0 { stopped = true }
+    }
+
+    /// The process that took over died while this one drained: accept again, as before.
+    func resumeServing() {
+        guard handingOver else { return }
+        draining = false
+        handingOver = false
+        stopped = false
+        resumeAccepting()
     }
 
     func beginDrain(timeoutMs: Int) {
