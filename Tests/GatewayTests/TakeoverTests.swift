@@ -56,11 +56,8 @@ final class TakeoverTests: XCTestCase {
         XCTAssertTrue(waitUntil(seconds: 10) { load.served.value >= 100 })
 
         let old = try XCTUnwrap(gw.gateway)
-        let new = try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
-        defer {
-            if new.isRunning { kill(new.pid, SIGKILL) }
-            _ = new.wait(seconds: 10)
-        }
+        let new = try upgrade(gw)
+        defer { stop(new) }
         XCTAssertTrue(waitUntil(seconds: 20) { !old.isRunning }, "the old process drained and exited")
         let atHandover = load.served.value
         XCTAssertTrue(waitUntil(seconds: 10) { load.served.value >= atHandover + 200 }, "the new process serves")
@@ -84,11 +81,8 @@ final class TakeoverTests: XCTestCase {
                                     extra: ["then_stay": 15])
         XCTAssertTrue(waitUntil { gw.log.contains("/api/v3/h2") }, "the HTTP/2 client was served before the upgrade")
         let old = try XCTUnwrap(gw.gateway)
-        let new = try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
-        defer {
-            if new.isRunning { kill(new.pid, SIGKILL) }
-            _ = new.wait(seconds: 10)
-        }
+        let new = try upgrade(gw)
+        defer { stop(new) }
         // The kept HTTPS connection's next request is answered, and says it is the last.
         XCTAssertTrue(waitUntil(seconds: 10) { gw.log.contains("takeover: a new process serves") }, gw.log)
         try before.send("GET /api/v3/last HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
@@ -102,6 +96,16 @@ final class TakeoverTests: XCTestCase {
         let after = try gw.connectTLS()
         try after.send("GET /api/v3/after HTTP/1.1\r\nHost: gw.test\r\n\(gw.bearer)\r\n")
         XCTAssertEqual(try after.readResponse().status, 200, "HTTPS served by the new process")
+    }
+
+    /// `gateway upgrade` for `gw`'s configuration, running until `stop`.
+    private func upgrade(_ gw: GatewayHarness) throws -> RunningProgram {
+        try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
+    }
+
+    private func stop(_ p: RunningProgram) {
+        if p.isRunning { kill(p.pid, SIGKILL) }
+        _ = p.wait(seconds: 10)
     }
 
     /// Speaks the takeover protocol as a new process would, from python (its own pid): asks for
@@ -169,11 +173,8 @@ final class TakeoverTests: XCTestCase {
         let gw = try GatewayHarness(sections: "[metrics]\nenable = true\nlisten = \"127.0.0.1:\(metricsPort)\"")
         try waitForPort(metricsPort)
         let old = try XCTUnwrap(gw.gateway)
-        let new = try RunningProgram(GatewayBinary.url, ["upgrade", "--config", gw.configPath], environment: ["PATH": "/usr/bin:/bin"])
-        defer {
-            if new.isRunning { kill(new.pid, SIGKILL) }
-            _ = new.wait(seconds: 10)
-        }
+        let new = try upgrade(gw)
+        defer { stop(new) }
         XCTAssertTrue(waitUntil(seconds: 20) { !old.isRunning }, "the old process drained and exited")
         XCTAssertTrue(waitUntil(seconds: 5) {
             guard let c = try? RawClient(port: metricsPort), (try? c.send("GET /metrics HTTP/1.1\r\nHost: p\r\n\r\n")) != nil,

@@ -36,15 +36,7 @@ final class IdPKeySource: Sendable {
         issuer = tenant.effectiveIssuer
         configuredJWKS = tenant.jwksURL.isEmpty ? nil : tenant.jwksURL
         allowed = Set(tenant.algorithms.compactMap(JWSAlgorithm.init(rawValue:)))
-        // Whoever can write the CA file chooses which keys sign users in.
-        if !tenant.caFile.isEmpty, let problem = FileTrust.problem(tenant.caFile) {
-            throw StartupError("api.auth.auth0 tenant \(issuer): ca_file refused: \(problem)")
-        }
-        do {
-            trust = try TLSClientContext(caFile: tenant.caFile.isEmpty ? nil : tenant.caFile)
-        } catch {
-            throw StartupError("api.auth.auth0 tenant \(issuer): ca_file \(tenant.caFile.isEmpty ? "(the system's store)" : tenant.caFile): \(error)")
-        }
+        trust = try TLSClientContext.forCAFile(tenant.caFile, setting: "api.auth.auth0 tenant \(issuer)")
         identity = Self.identity(of: tenant)
         state.withLock { $0.jwksURL = configuredJWKS }
     }

@@ -38,6 +38,20 @@ final class TLSClientContext: @unchecked Sendable {
     deinit { gw_tls_ctx_free(context) }
 }
 
+extension TLSClientContext {
+    /// The trust a `ca_file` setting names ("" for the system's store), refused unless the file
+    /// passes `FileTrust`: whoever can write it chooses whom the gateway trusts. Errors name
+    /// `setting` (where in the configuration it was said).
+    static func forCAFile(_ caFile: String, setting: String) throws -> TLSClientContext {
+        if !caFile.isEmpty, let problem = FileTrust.problem(caFile) { throw StartupError("\(setting): ca_file refused: \(problem)") }
+        do {
+            return try TLSClientContext(caFile: caFile.isEmpty ? nil : caFile)
+        } catch {
+            throw StartupError("\(setting): ca_file \(caFile.isEmpty ? "(the system's store)" : caFile): \(error)")
+        }
+    }
+}
+
 /// One client connection's TLS session over memory BIOs: ciphertext read from the socket is fed
 /// in, plaintext comes out into the connection's input buffer; plaintext from its output buffer
 /// goes in, and the ciphertext waiting in the session is sent as far as the socket takes it.

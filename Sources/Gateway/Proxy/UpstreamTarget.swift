@@ -34,15 +34,7 @@ struct UpstreamTarget: Sendable {
         if let shared = contexts[route.caFile] {
             context = shared
         } else {
-            // Whoever can write the CA file chooses whom the gateway trusts with its requests.
-            if !route.caFile.isEmpty, let problem = FileTrust.problem(route.caFile) {
-                throw StartupError("route \(route.prefix): ca_file refused: \(problem)")
-            }
-            do {
-                context = try TLSClientContext(caFile: route.caFile.isEmpty ? nil : route.caFile)
-            } catch {
-                throw StartupError("route \(route.prefix): ca_file \(route.caFile.isEmpty ? "(the system's store)" : route.caFile): \(error)")
-            }
+            context = try TLSClientContext.forCAFile(route.caFile, setting: "route \(route.prefix)")
             contexts[route.caFile] = context
         }
         let serverName = route.tlsServerName.isEmpty ? host : route.tlsServerName
