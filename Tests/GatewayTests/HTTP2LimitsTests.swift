@@ -136,9 +136,12 @@ final class HTTP2LimitsTests: XCTestCase {
         }
         _ = try client.wait()
         // The connection's limit, one answer buffer that may open past it, the connection's own
-        // input and output, and one small input buffer per upstream exchange.
+        // input and output, and per upstream exchange one small input buffer and, until its
+        // answer begins, the buffer holding its request head (a clean-clone CI run, on a busy
+        // machine, sampled one exchange in that moment: 16 KiB over a bound without it). 20
+        // answers of 8 MB each are far beyond this.
         XCTAssertGreaterThan(most, 0)
-        XCTAssertLessThanOrEqual(most, 256 * 1024 + 16_384 * 4 + 20 * 16_384, "buffer_bytes peaked at \(most)")
+        XCTAssertLessThanOrEqual(most, 256 * 1024 + 16_384 * 4 + 20 * 2 * 16_384, "buffer_bytes peaked at \(most)")
     }
 
     func testAReloadThatTurnsHTTP2OffSendsGoawayAndLetsStreamsFinish() throws {
