@@ -70,6 +70,16 @@ final class IdentityProviderConfigTests: XCTestCase {
         }
     }
 
+    func testHTTPSURLsAreTakenApartStrictly() {
+        XCTAssertEqual(HTTPSLocation("https://idp.example.com:8443/realms/x?v=1").map { [$0.host, "\($0.port)", $0.path] },
+                       ["idp.example.com", "8443", "/realms/x?v=1"])
+        XCTAssertEqual(HTTPSLocation("https://[::1]/keys").map(\.hostPort), "[::1]:443")
+        for bad in ["http://h/", "https://", "https://u@h/", "https://h:0/", "https://h:x/", "https://\\::1]:9443/keys",
+                    "https://a:b:1/", "https://[g::1]/", "https://h /", "https://h/#f"] {
+            XCTAssertNil(HTTPSLocation(bad), bad)
+        }
+    }
+
     func testATenantWithNoUsersIsWarnedAbout() throws {
         let loaded = try ConfigLoader.load(text: config("domain = \"example.com\"\naudience = \"a\""), fileName: "gateway.conf", environment: [:])
         XCTAssertTrue(loaded.warnings.contains { $0.contains("lists no users: nobody can sign in with it") }, "\(loaded.warnings)")

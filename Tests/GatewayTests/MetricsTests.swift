@@ -94,18 +94,19 @@ final class MetricsTests: XCTestCase {
         let metricsPort = try freePort()
         let gw = try GatewayHarness(sections: "[metrics]\nenable = true\nlisten = \"127.0.0.1:\(metricsPort)\"")
         try waitForPort(metricsPort)
-        let trickleDone = Locked(false)
+        let trickleDone = Locked(false), trickleStarted = Locked(false)
         Thread.detachNewThread {
             if let c = try? RawClient(port: metricsPort) {
                 for byte in "GET /metrics HTTP/1.1\r\nHost: slow\r\n".utf8 {
                     try? c.send([byte])
+                    trickleStarted.withLock { $0 = true }
                     usleep(400_000)   // 36 bytes over about 14 s
                     if trickleDone.value { break }
                 }
             }
             trickleDone.withLock { $0 = true }
         }
-        usleep(300_000)
+        XCTAssertTrue(waitUntil { trickleStarted.value }, "the trickling client is connected and sending")
         let (r, m) = try scrape(metricsPort)
         XCTAssertEqual(r.status, 200)
         XCTAssertNotNil(m["gateway_build_info{version=\"\(Version.number)\"}"])

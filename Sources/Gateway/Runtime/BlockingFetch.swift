@@ -196,6 +196,12 @@ struct HTTPSLocation: Equatable, Sendable {
             portText = authority[authority.index(after: colon)...]
         }
         guard !host.isEmpty, let port = UInt16(portText), port > 0 else { return nil }
+        // A name (letters, digits, '-', '.', '_') or an IPv4 address; in brackets, an IPv6 one.
+        let bracketed = authority.hasPrefix("[")
+        guard host.unicodeScalars.allSatisfy({ c in
+            c.isASCII && (bracketed ? (c.properties.isASCIIHexDigit || c == ":" || c == ".")
+                                    : (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "." || c == "_"))
+        }) else { return nil }
         self.host = String(host)
         self.port = port
         self.path = path

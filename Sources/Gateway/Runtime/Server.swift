@@ -209,7 +209,7 @@ final class Server: @unchecked Sendable {
                 notifier.send("STOPPING=1\nSTATUS=handed over")
                 for w in workers {
                     let box = WorkerBox(w)
-                    w.loop.execute { box.worker.beginHandover(timeoutMs: timeout) }
+                    w.loop.execute { box.worker.beginDrain(timeoutMs: timeout, handover: true) }
                 }
                 // Signals still count while draining, and the successor is watched.
                 handedOver = true

@@ -337,18 +337,21 @@ final class Worker {
     var poolsForMetrics: [UpstreamPool] { pools }
 
     /// Stops accepting; exits once every connection has finished or `timeoutMs` has passed.
-    /// A takeover: another process accepts on the same sockets now. Stops accepting; HTTP/2
-    /// connections get GOAWAY; an HTTP/1.1 connection answers its next request with
-    /// `Connection: close` and is cut, if still idle, only at `timeoutMs`.
-    func beginHandover(timeoutMs: Int) {
+    /// HTTP/2 connections get GOAWAY and their streams finish. `handover`: another process
+    /// accepts on the same sockets now (a takeover): the listeners are kept, not watched, so this
+    /// one can take the traffic back if the successor dies (`resumeServing`), and an HTTP/1.1
+    /// connection is not cut but answers its next request with `Connection: close` (cut, if still
+    /// idle, only at `timeoutMs`). Otherwise idle keep-alive connections go now and busy ones
+    /// after their request.
+    func beginDrain(timeoutMs: Int, handover: Bool = false) {
         draining = true
-        handingOver = true
+        handingOver = handover
         drainDeadline = loop.now + UInt64(timeoutMs)
-        // Not accepting, but still holding the listeners (closed when the loop ends): if the
-        // successor dies meanwhile, this process takes the traffic back (`resumeServing`).
-        pauseAccepting()
+        if handover { pauseAccepting() } else { closeListeners() }
         for p in pools { p.closeAll() }
-        for c in loop.clientConnections() { c.lastAnswerNext() }
+        for c in loop.clientConnections() {
+            if handover { c.lastAnswerNext() } else { c.drain() }
+        }
         for h in loop.http2Connections() { h.drain() }
         if connectionCount == 0 { stopped = true }
     }
@@ -360,17 +363,6 @@ final class Worker {
         handingOver = false
         stopped = false
         resumeAccepting()
-    }
-
-    func beginDrain(timeoutMs: Int) {
-        draining = true
-        drainDeadline = loop.now + UInt64(timeoutMs)
-        closeListeners()
-        for p in pools { p.closeAll() }
-        // Idle keep-alive connections go now; busy ones finish their request and then close.
-        for c in loop.clientConnections() { c.drain() }
-        for h in loop.http2Connections() { h.drain() }
-        if connectionCount == 0 { stopped = true }
     }
 
     static func lenientPolicy(_ p: VerifierPolicy) -> VerifierPolicy {

@@ -1,9 +1,11 @@
 import Foundation
 import FuzzSupport
+@testable import Gateway
 import TokenCore
 
 /// An identity provider's key set and cache headers, which come from the network, by their
-/// properties. Input byte 0: even, the rest is a JWK Set document; odd, a Cache-Control value.
+/// properties. Input byte 0: even, the rest is a JWK Set document; 3 modulo 4, an https URL
+/// (`HTTPSLocation`, how a discovered `jwks_uri` is read); 1 modulo 4, a Cache-Control value.
 /// - `IdPKeySet.parse` never traps; a set it accepts keeps only keys whose algorithm is allowed
 ///   and fits the key (RS* on RSA of at least 2048 bits, ES256 on P-256, ES384 on P-384), at most
 ///   `maximumKeys` of them, each under a `kid` that an independent reader (JSONSerialization)
@@ -17,7 +19,18 @@ enum JWKSFuzz {
     static func check(_ input: UnsafeRawBufferPointer) {
         guard let mode = input.first else { return }
         let rest = Array(input[1...])
-        if mode % 2 == 0 { checkKeySet(rest) } else { checkCacheControl(rest) }
+        if mode % 2 == 0 { checkKeySet(rest) } else if mode % 4 == 3 { checkLocation(rest) } else { checkCacheControl(rest) }
+    }
+
+    /// An https URL (`jwks_uri` comes from the provider's discovery document): taken apart or
+    /// refused, never trapping; what it accepts has a host without spaces or control bytes, a
+    /// port, a path from "/", and reads back the same from its own parts.
+    static func checkLocation(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let l = HTTPSLocation(text) else { return }
+        precondition(!l.host.isEmpty && l.port > 0 && l.path.hasPrefix("/"), "\(l)")
+        precondition(!l.host.unicodeScalars.contains { $0.value <= 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "@" }, "host \(l.host)")
+        precondition(HTTPSLocation("https://" + l.hostPort + l.path) == l, "\(l) does not read back")
     }
 
     static func checkKeySet(_ bytes: [UInt8]) {
